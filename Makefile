@@ -1,0 +1,32 @@
+# pyqmail: two commands for a fresh machine with Python 3.11.
+#   make run    the main job: svscan supervising the example services in .scratch/
+#   make test   the whole test suite
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test venv reference bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+venv: $(STAMP)
+
+reference: venv
+	$(BIN)/python -m tests.reference
+
+run: venv
+	$(BIN)/python examples/quickstart.py
+
+test: venv reference
+	$(BIN)/python -m pytest -n 4 -q
+
+bench: venv reference
+	$(BIN)/python bench/supervise.py
+
+clean:
+	rm -rf $(VENV) .ref .scratch

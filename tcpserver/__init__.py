@@ -1,0 +1,1 @@
+"""ucspi-tcp 0.88 in Python: tcpserver, tcprules, rblsmtpd and friends."""
