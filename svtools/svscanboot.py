@@ -12,6 +12,7 @@ import glob
 import os
 import sys
 
+from pyqmail.proctitle import set_title
 from pyqmail.strerr import run
 from svtools import readproctitle, svc, svscan
 
@@ -22,6 +23,7 @@ DOTS = "." * 400
 def main(argv: list[str]) -> int:
     """Stop leftovers, then run svscan piped into readproctitle."""
     top = argv[1] if len(argv) > 1 else "/service"
+    set_title(argv)  # before the environment is cleared: setproctitle needs it intact
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)

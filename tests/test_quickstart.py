@@ -1,0 +1,50 @@
+"""The README's main job, run as a user would: up, working, and down without leftovers."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+from tests.helpers import cmd, ours, wait_for
+
+TOP = Path(__file__).resolve().parent.parent
+
+
+def test_quickstart_runs_and_stops_cleanly(tmp_path):
+    env = dict(os.environ, PYQMAIL_SCRATCH=str(tmp_path))
+    p = subprocess.Popen([sys.executable, str(TOP / "examples" / "quickstart.py")], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        service = tmp_path / "service"
+        current = service / "clock" / "log" / "current"
+        wait_for(lambda: current.exists() and "clock: " in current.read_text(), timeout=15)
+        st = cmd([ours("svstat"), str(service / "clock"), str(service / "clock" / "log"),
+                  str(service / "idle")])
+        lines = st.out.splitlines()
+        assert lines[0].startswith(f"{service}/clock: up (pid ")
+        assert lines[1].startswith(f"{service}/clock/log: up (pid ")
+        assert lines[2].startswith(f"{service}/idle: down ")
+        assert cmd([ours("svc"), "-u", str(service / "idle")]).rc == 0
+        wait_for(lambda: "up (pid" in cmd([ours("svstat"), str(service / "idle")]).out)
+        p.send_signal(signal.SIGTERM)
+        out, _ = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0
+    assert b"svstat" in out and b"pyqmail: stopped." in out
+
+    def leftovers() -> list[psutil.Process]:
+        found = []
+        for proc in psutil.process_iter(["cmdline", "cwd"]):
+            text = " ".join(proc.info["cmdline"] or []) + " " + (proc.info["cwd"] or "")
+            if str(tmp_path) in text:
+                found.append(proc)
+        return found
+
+    wait_for(lambda: not leftovers(), timeout=10, what="no process left behind")
