@@ -114,3 +114,16 @@ def test_status_roundtrip():
     assert Status.unpack(data) == st
     with pytest.raises(ValueError):
         Status.unpack(data[:17])
+
+
+@pytest.mark.parametrize("argv,optstring,opts,rest", [
+    (["p"], "ab", [], []),
+    (["p", "-a", "-b", "x"], "ab", [("a", ""), ("b", "")], ["x"]),
+    (["p", "-", "-a"], "a", [], ["-", "-a"]),
+    (["p", "--", "-a"], "a", [], ["-a"]),
+    (["p", "-xfoo", "-x", "bar", "y"], "x:", [("x", "foo"), ("x", "bar")], ["y"]),
+    (["p", "-vRHl0", "-x", "r.cdb", "0", "25", "prog", "-x"], "vRHl:x:",
+     [("v", ""), ("R", ""), ("H", ""), ("l", "0"), ("x", "r.cdb")], ["0", "25", "prog", "-x"]),
+])
+def test_sgetopt_table(argv, optstring, opts, rest):
+    assert sgetopt.sgetopt(argv, optstring) == (opts, rest)
