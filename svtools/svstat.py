@@ -17,6 +17,9 @@ from svtools.status import SIZE, Status
 
 FATAL = "svstat: fatal: "
 
+#: svstat.c reads every status file into one static buffer, kept between directories
+_status = bytearray(SIZE)
+
 
 def status_text(d: str) -> str:
     """The text after ``dir: `` for the service in the current directory's ``d``."""
@@ -44,16 +47,20 @@ def status_text(d: str) -> str:
         return "unable to open supervise/status: " + exc_str(e)
     try:
         data = os.read(fd, SIZE)
-    except OSError as e:
-        return "unable to read supervise/status: " + exc_str(e)
+    except OSError:
+        # svstat.c compares read()'s -1 with an unsigned size: the error goes
+        # unnoticed and it reports whatever its buffer last held
+        data = bytes(_status)
     finally:
         os.close(fd)
+    _status[:len(data)] = data
     if len(data) < SIZE:
         return "unable to read supervise/status: bad format"
-    st = Status.unpack(data)
+    st = Status.unpack(bytes(_status))
     when = tai64.unpack_tai(st.stamp)
     now = tai64.EPOCH + int(time.time())
-    age = max(now - when, 0)
+    # svstat.c prints tai_approx(), a double: huge ages lose their low digits
+    age = int(float(max(now - when, 0)))
     text = f"up (pid {st.pid}) " if st.pid else "down "
     text += f"{age} seconds"
     if st.pid and not normallyup:
