@@ -10,6 +10,7 @@ import errno
 import os
 import select
 import signal
+import subprocess
 import time
 
 from pyqmail import fsutil, tai64
@@ -44,6 +45,10 @@ class Supervisor:
         self.stamp = tai64.now_pack()
         self.selfpipe = (-1, -1)
         self.fdcontrol = -1
+        #: the last start failed: no child to wait for, retry as if it had exited
+        self.failed = False
+        #: descriptors above 2 that supervise inherited open: ./run gets them too
+        self.inherited = _inherited_fds()
         self._keep: list[int] = []
 
     # -- status ---------------------------------------------------------
@@ -76,32 +81,48 @@ class Supervisor:
 
     # -- the child ------------------------------------------------------
     def trystart(self) -> None:
-        """Fork and exec ./run, then pause a second so a failing run cannot spin."""
+        """Start ./run, then pause a second so a failing run cannot spin.
+
+        subprocess's vfork and exec rather than os.fork: a Python process is
+        slow to fork and the child needs no Python code before exec.  (Not
+        os.posix_spawn: glibc 2.36's leaves signals 32 and 33 ignored in the
+        child.)  Popen gives ./run the default SIGPIPE and SIGXFSZ, no blocked
+        signals, and the descriptors supervise itself inherited.  (close_fds
+        keeps Popen off posix_spawn; pass_fds keeps what exec would.)  An exec
+        failure surfaces here, not in a child: we say what the C child would
+        have said and count it as a start whose child died at once.
+        """
         try:
-            pid = os.fork()
+            proc = subprocess.Popen(["./run"], close_fds=True, pass_fds=self.inherited,
+                                    restore_signals=True)
+            # we reap it ourselves with waitpid; tell Popen not to track it
+            proc.returncode = 0
+            pid = proc.pid
         except OSError as e:
-            warn(WARNING, "unable to fork for ", self.dir, ", sleeping 60 seconds: ", exc=e)
-            time.sleep(60)
-            os.write(self.selfpipe[1], b"\0")
+            if e.errno == errno.EAGAIN:
+                warn(WARNING, "unable to fork for ", self.dir, ", sleeping 60 seconds: ", exc=e)
+                time.sleep(60)
+            else:
+                write2(f"{FATAL}unable to start {self.dir}/run: {exc_str(e)}\n")
+                self.flagpaused = False
+                self.pidchange()
+                self.announce()
+                time.sleep(1)
+            self.failed = True
             return
-        if pid == 0:
-            self._exec_run()
         self.flagpaused = False
         self.pid = pid
         self.pidchange()
         self.announce()
         time.sleep(1)
 
-    def _exec_run(self) -> None:
-        """In the child: restore what an exec from C would have, then exec ./run."""
-        try:
-            signal.set_wakeup_fd(-1)
-            for sig in (signal.SIGCHLD, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
-                signal.signal(sig, signal.SIG_DFL)
-            os.execv("./run", ["./run"])
-        except OSError as e:
-            write2(f"{FATAL}unable to start {self.dir}/run: {exc_str(e)}\n")
-        os._exit(111)
+    def child_gone(self) -> None:
+        """./run exited (or never started): record it and start it again if wanted."""
+        self.pid = 0
+        self.pidchange()
+        self.announce()
+        if not self.flagexit and self.flagwant and self.flagwantup:
+            self.trystart()
 
     # -- control --------------------------------------------------------
     def control(self, ch: bytes) -> None:
@@ -153,13 +174,7 @@ class Supervisor:
             if r == 0:
                 return
             if r == self.pid:
-                self.pid = 0
-                self.pidchange()
-                self.announce()
-                if self.flagexit:
-                    return
-                if self.flagwant and self.flagwantup:
-                    self.trystart()
+                self.child_gone()
                 return
 
     def loop(self) -> None:
@@ -169,7 +184,12 @@ class Supervisor:
         while True:
             if self.flagexit and not self.pid:
                 return
-            select.select(rfds, [], [], 3600)
+            if self.failed:
+                self.failed = False
+                self.child_gone()
+                if self.flagexit and not self.pid:
+                    return
+            select.select(rfds, [], [], 0 if self.failed else 3600)
             try:
                 while os.read(self.selfpipe[0], 128):
                     pass
@@ -243,6 +263,23 @@ def _make_supervise_dir(d: str) -> None:
         os.mkdir(target if target else "supervise", 0o700)
     except OSError:
         pass
+
+
+def _inherited_fds() -> tuple[int, ...]:
+    """Descriptors above 2 open without close-on-exec (given to us by our parent)."""
+    fds = []
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return ()
+    for name in names:
+        fd = int(name)
+        try:
+            if fd > 2 and os.get_inheritable(fd):
+                fds.append(fd)
+        except OSError:
+            pass  # the directory listing's own descriptor, closed by now
+    return tuple(sorted(fds))
 
 
 def _kill(pid: int, sig: int) -> None:
