@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from typing import Callable, NoReturn
 
 from pyqmail.errstr import exc_str
+from pyqmail.pathexec import restore_environ
 
 
 class Die(Exception):
@@ -62,8 +63,12 @@ def default_signals() -> None:
     Python ignores SIGPIPE and SIGXFSZ and turns SIGINT into an exception; the
     originals die of them, and the programs they exec inherit the defaults.
     """
-    for sig in (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGINT):
+    for sig in (_signal.SIGPIPE, _signal.SIGXFSZ):
         _signal.signal(sig, _signal.SIG_DFL)
+    # Python leaves an inherited SIG_IGN for SIGINT alone (a job started with &
+    # by sh): keep it, as a C program would pass it on to what it execs
+    if _signal.getsignal(_signal.SIGINT) is not _signal.SIG_IGN:
+        _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
 
 
 def run(main: Callable[[list[str]], int], argv: list[str] | None = None) -> NoReturn:
@@ -76,6 +81,7 @@ def run(main: Callable[[list[str]], int], argv: list[str] | None = None) -> NoRe
         argv = sys.argv
     prog = os.path.basename(argv[0]) if argv and argv[0] else "pyqmail"
     default_signals()
+    restore_environ()
     try:
         code = main(argv)
     except Die as d:
@@ -88,6 +94,6 @@ def run(main: Callable[[list[str]], int], argv: list[str] | None = None) -> NoRe
         code = 111
     try:
         sys.stdout.flush()
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):  # AttributeError: fd 1 closed, stdout None
         pass
     os._exit(code if isinstance(code, int) else 0)

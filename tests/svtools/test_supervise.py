@@ -310,3 +310,15 @@ def test_child_gets_no_stray_descriptors(tmp_path, spawn):
     pid = wait_pid(s)
     wait_for(lambda: psutil.Process(pid).name() == "sleep")
     assert sorted(int(fd) for fd in os.listdir(f"/proc/{pid}/fd")) == [0, 1, 2]
+
+
+def test_run_gets_the_environment_unchanged(tmp_path, spawn):
+    """Python coerces the C locale by setting LC_CTYPE; ./run must not see that."""
+    s = make_service(tmp_path / "s", "env > env; exec sleep 1000")
+    env = {"PATH": os.environ["PATH"], "LANG": "C", "MARK": "x y"}
+    p = spawn.start([ours("supervise"), str(s)], env=env)
+    wait_for(lambda: (s / "env").exists() and "MARK" in (s / "env").read_text())
+    got = dict(line.split("=", 1) for line in (s / "env").read_text().splitlines())
+    got.pop("PWD", None)
+    assert got == env
+    assert p.poll() is None

@@ -1,0 +1,36 @@
+"""envuidgid: run a child with $UID and $GID set to an account's uid and gid.
+
+Usage: ``envuidgid account child``.  Nothing else changes: the child runs as
+the caller (``setuidgid`` is the one that switches).
+"""
+from __future__ import annotations
+
+import pwd
+
+from pyqmail import pathexec
+from pyqmail.strerr import die, run
+
+FATAL = "envuidgid: fatal: "
+USAGE = "envuidgid: usage: envuidgid account child"
+
+
+def main(argv: list[str]) -> int:
+    """Put ``argv[1]``'s gid and uid into the environment and exec ``argv[2:]``."""
+    if len(argv) < 3:
+        die(100, USAGE)
+    account, child = argv[1], argv[2:]
+    try:
+        pw = pwd.getpwnam(account)
+    except KeyError:
+        die(111, FATAL, "unknown account ", account)
+    env = pathexec.environ_with([b"GID=%d" % pw.pw_gid, b"UID=%d" % pw.pw_uid])
+    err = pathexec.run(child, env)
+    die(111, FATAL, "unable to run ", child[0], ": ", exc=err)
+
+
+def cli() -> None:
+    run(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,47 @@
+"""setuidgid: run a child as another account, with only that account's group.
+
+Usage: ``setuidgid account child``.  Looks ``account`` up in the password
+database, drops supplementary groups (``setgroups([gid])``), sets the gid,
+then the uid, and execs ``child``.  Only root can use it.
+"""
+from __future__ import annotations
+
+import os
+import pwd
+
+from pyqmail import pathexec
+from pyqmail.strerr import die, run
+
+FATAL = "setuidgid: fatal: "
+USAGE = "setuidgid: usage: setuidgid account child"
+
+
+def main(argv: list[str]) -> int:
+    """Become ``argv[1]`` and exec ``argv[2:]``."""
+    if len(argv) < 3:
+        die(100, USAGE)
+    account, child = argv[1], argv[2:]
+    try:
+        pw = pwd.getpwnam(account)
+    except KeyError:
+        die(111, FATAL, "unknown account ", account)
+    env = pathexec.environ()  # while /proc/self/environ is still ours to read
+    try:
+        os.setgroups([pw.pw_gid])
+        os.setgid(pw.pw_gid)
+    except OSError as e:
+        die(111, FATAL, "unable to setgid: ", exc=e)
+    try:
+        os.setuid(pw.pw_uid)
+    except OSError as e:
+        die(111, FATAL, "unable to setuid: ", exc=e)
+    err = pathexec.run(child, env)
+    die(111, FATAL, "unable to run ", child[0], ": ", exc=err)
+
+
+def cli() -> None:
+    run(main)
+
+
+if __name__ == "__main__":
+    cli()
