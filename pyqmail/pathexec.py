@@ -12,6 +12,10 @@ from __future__ import annotations
 import errno
 import os
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
+
 #: the search path when PATH is unset, as pathexec_run.c has it
 DEFAULT_PATH = b"/bin:/usr/bin"
 _GO_ON = (errno.EACCES, errno.EPERM, errno.EISDIR)
@@ -107,6 +111,14 @@ def run(argv: list[str], env: dict | None = None) -> OSError:
                 return err
         if not sep:
             return saved or err
+
+
+def chain(fatal: str, argv: list[str], env: dict | None = None) -> NoReturn:
+    """Exec ``argv`` as a chain-loader does, or die 111 with ``fatal`` + why not."""
+    from pyqmail.strerr import die
+
+    err = run(argv, env)
+    die(111, fatal, "unable to run ", argv[0], ": ", exc=err)
 
 
 def environ_with(entries: list[bytes]) -> dict[bytes, bytes]:

@@ -93,8 +93,7 @@ def main(argv: list[str]) -> int:
     except OSError as e:
         die(111, FATAL, "unable to switch to starting directory: ", exc=e)
     os.close(origdir)
-    err = pathexec.run(child, pathexec.environ_with(entries))
-    die(111, FATAL, "unable to run ", child[0], ": ", exc=err)
+    pathexec.chain(FATAL, child, pathexec.environ_with(entries))
 
 
 def cli() -> None:

@@ -24,8 +24,7 @@ def main(argv: list[str]) -> int:
     except KeyError:
         die(111, FATAL, "unknown account ", account)
     env = pathexec.environ_with([b"GID=%d" % pw.pw_gid, b"UID=%d" % pw.pw_uid])
-    err = pathexec.run(child, env)
-    die(111, FATAL, "unable to run ", child[0], ": ", exc=err)
+    pathexec.chain(FATAL, child, env)
 
 
 def cli() -> None:

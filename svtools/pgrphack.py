@@ -22,8 +22,7 @@ def main(argv: list[str]) -> int:
         os.setsid()
     except OSError:
         pass  # already a group leader: shouldn't happen, and too bad if it does
-    err = pathexec.run(argv[1:])
-    die(111, FATAL, "unable to run ", argv[1], ": ", exc=err)
+    pathexec.chain(FATAL, argv[1:])
 
 
 def cli() -> None:

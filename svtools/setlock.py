@@ -49,8 +49,7 @@ def main(argv: list[str]) -> int:
             return 0
         die(111, FATAL, "unable to lock ", file, ": ", exc=e)
     os.set_inheritable(fd, True)
-    err = pathexec.run(child)
-    die(111, FATAL, "unable to run ", child[0], ": ", exc=err)
+    pathexec.chain(FATAL, child)
 
 
 def cli() -> None:

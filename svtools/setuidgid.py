@@ -35,8 +35,7 @@ def main(argv: list[str]) -> int:
         os.setuid(pw.pw_uid)
     except OSError as e:
         die(111, FATAL, "unable to setuid: ", exc=e)
-    err = pathexec.run(child, env)
-    die(111, FATAL, "unable to run ", child[0], ": ", exc=err)
+    pathexec.chain(FATAL, child, env)
 
 
 def cli() -> None:

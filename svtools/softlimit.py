@@ -81,8 +81,7 @@ def main(argv: list[str]) -> int:
     child = opts.rest
     if not child:
         die(100, USAGE)
-    err = pathexec.run(child)
-    die(111, FATAL, "unable to run ", child[0], ": ", exc=err)
+    pathexec.chain(FATAL, child)
 
 
 def cli() -> None:
