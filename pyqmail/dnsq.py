@@ -45,7 +45,8 @@ def _answer(name: str, rdtype: str):
         return list(resolver().resolve(name, rdtype, search=False))
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
         return []
-    except (dns.exception.DNSException, OSError) as e:
+    except (dns.exception.DNSException, OSError, ValueError) as e:
+        # ValueError: a DNSCACHEIP that is not an address
         raise TempError(str(e)) from None
 
 

@@ -21,6 +21,10 @@ DEFAULT_PATH = b"/bin:/usr/bin"
 _GO_ON = (errno.EACCES, errno.EPERM, errno.EISDIR)
 #: what Python's start-up sets LC_CTYPE to when it coerces the C locale (PEP 538)
 _COERCED = (b"C.UTF-8", b"C.utf8", b"UTF-8")
+#: set by restore_environ(): from then on os.environ is what exec gave us.
+#: /proc/self/environ cannot be asked again: setproctitle overwrites it, and
+#: in a forked child it is still the parent's
+_restored = False
 
 
 def environ() -> dict[bytes, bytes] | None:
@@ -30,8 +34,10 @@ def environ() -> dict[bytes, bytes] | None:
     (PEP 538), which every child would inherit; the C programs pass the
     environment on untouched.  ``/proc/self/environ`` still holds what exec
     gave us, so the variable is put back as it was (or taken out).  None when
-    nothing needs undoing.
+    nothing needs undoing (and always once :func:`restore_environ` has run).
     """
+    if _restored:
+        return None
     env = os.environb
     now = env.get(b"LC_CTYPE")
     if now not in _COERCED:
@@ -63,7 +69,9 @@ def restore_environ() -> None:
     started any way at all (supervise's ./run, a chain-loader's child) get the
     environment as exec gave it to us.
     """
+    global _restored
     fixed = environ()
+    _restored = True
     if fixed is None:
         return
     if b"LC_CTYPE" in fixed:
@@ -80,21 +88,41 @@ def _execve(path: bytes, argv: list, env) -> OSError:
             os.execve(path, argv, env)
     except OSError as e:
         return e
-    except ValueError:  # something execve(2) would have refused too: a name with '='
+    except ValueError:
+        if argv and argv[0] == "":
+            return _execve_libc(path, argv, env)
+        # something execve(2) would have refused too: a name with '='
         return OSError(errno.EINVAL, "invalid argument")
     raise AssertionError("exec returned")  # pragma: no cover
 
 
-def run(argv: list[str], env: dict | None = None) -> OSError:
+def _execve_libc(path: bytes, argv: list, env) -> OSError:
+    """execve(2) through libc, for an empty ``argv[0]`` that ``os.execv`` refuses
+    (``argv0 prog ''`` runs prog so with the C original)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    args = [os.fsencode(a) for a in argv]
+    if env is None:
+        env = os.environb
+    entries = [os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items()]
+    c_argv = (ctypes.c_char_p * (len(args) + 1))(*args, None)
+    c_env = (ctypes.c_char_p * (len(entries) + 1))(*entries, None)
+    libc.execve(path, c_argv, c_env)
+    err = ctypes.get_errno()
+    return OSError(err, os.strerror(err))
+
+
+def run(argv: list[str], env: dict | None = None, *, file: str | None = None) -> OSError:
     """Exec ``argv`` (with ``env``, or the environment we were given); return why it failed.
 
-    The program is ``argv[0]``, searched for in the original PATH unless it
-    holds a ``/``.  Only returns if no exec succeeded.
+    The program is ``file`` (by default ``argv[0]``), searched for in the
+    original PATH unless it holds a ``/``.  Only returns if no exec succeeded.
     """
     if env is None:
         env = environ()
-    file = os.fsencode(argv[0])
-    if not file:
+    file = os.fsencode(argv[0] if file is None else file)
+    if not file and argv[0] == "":
         # Python refuses an empty argv[0]; every candidate ("dir/") is then a
         # directory or missing, so no exec can succeed: a stand-in name is safe
         argv = ["-", *argv[1:]]
@@ -113,12 +141,18 @@ def run(argv: list[str], env: dict | None = None) -> OSError:
             return saved or err
 
 
-def chain(fatal: str, argv: list[str], env: dict | None = None) -> NoReturn:
-    """Exec ``argv`` as a chain-loader does, or die 111 with ``fatal`` + why not."""
+def chain(fatal: str, argv: list[str], env: dict | None = None, *,
+          file: str | None = None) -> NoReturn:
+    """Exec ``argv`` as a chain-loader does, or die 111 with ``fatal`` + why not.
+
+    ``file`` is the program to run when it is not ``argv[0]`` (argv0's realname).
+    """
     from pyqmail.strerr import die
 
-    err = run(argv, env)
-    die(111, fatal, "unable to run ", argv[0], ": ", exc=err)
+    if file is None:
+        file = argv[0]
+    err = run(argv, env, file=file)
+    die(111, fatal, "unable to run ", file, ": ", exc=err)
 
 
 def environ_with(entries: list[bytes]) -> dict[bytes, bytes]:
