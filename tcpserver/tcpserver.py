@@ -6,13 +6,15 @@ Usage: ``tcpserver [ -1UXpPhHrRoOdDqQv ] [ -c limit ] [ -x rules.cdb ] [ -B bann
 As ucspi-tcp 0.88's: the connection is the program's descriptors 0 and 1, the
 environment carries PROTO, TCPLOCALIP/PORT/HOST and TCPREMOTEIP/PORT/HOST/INFO
 plus the matching rule's variables, ``-v`` logs ``status``, ``pid``, ``ok`` or
-``deny`` and ``end`` lines, and beyond ``-c`` connections wait in the backlog.
+``deny`` and ``end`` lines, beyond ``-c`` connections wait in the backlog, and
+``-q`` silences every message once the options are read.
 
 When the program is one of pyqmail's own (its path is one of our console
 scripts, or a link to one), it is imported once here and each connection's
-child calls it after the fork instead of exec'ing a new interpreter; argv,
-environment, descriptors, ids, limits and process title are what exec would
-have given it.  Any other program is exec'd.
+child calls it after the fork instead of exec'ing a new interpreter (see
+:mod:`tcpserver.preload`).  Any other program is exec'd.  Everything a child
+needs is imported before the fork and before tcpserver gives up root: the
+child of ``-u`` may not be able to read the interpreter's library.
 """
 from __future__ import annotations
 
@@ -22,13 +24,14 @@ import select
 import signal
 import socket
 
-from pyqmail import pathexec
+from pyqmail import cdb, pathexec
 from pyqmail.errstr import exc_str
 from pyqmail.proctitle import set_title
 from pyqmail.scan import scan_ulong
 from pyqmail.sgetopt import OptError, sgetopt
 from pyqmail.strerr import Die, die, run, write2
-from tcpserver import preload
+from tcpserver import preload, rules, tcpenv
+from tcpserver.remoteinfo import remoteinfo
 
 FATAL = "tcpserver: fatal: "
 DROP = "tcpserver: warning: dropping connection, "
@@ -59,7 +62,7 @@ class Config:
 
 
 def parse(argv: list[str]) -> tuple[Config, list[str]]:
-    """Options as tcpserver 0.88 reads them; the rest is host, port, program."""
+    """The options as tcpserver 0.88 reads them, and the arguments after them."""
     c = Config()
     try:
         opts, rest = sgetopt(argv, "dDvqQhHrR1UXx:t:u:g:l:b:B:c:pPoO")
@@ -87,35 +90,33 @@ def parse(argv: list[str]) -> tuple[Config, list[str]]:
         elif o == "r": c.flagremoteinfo = True
         elif o == "t": c.timeout = num(v)
         elif o == "U":
-            c.uid = num(os.environ["UID"]) if "UID" in os.environ else c.uid
-            c.gid = num(os.environ["GID"]) if "GID" in os.environ else c.gid
+            if "UID" in os.environ:
+                c.uid = num(os.environ["UID"])
+            if "GID" in os.environ:
+                c.gid = num(os.environ["GID"])
         elif o == "u": c.uid = num(v)
         elif o == "g": c.gid = num(v)
         elif o == "1": c.flag1 = True
         elif o == "l": c.localhost = v
-    if len(rest) < 3:
-        raise Die(100, USAGE)
     return c, rest
 
 
-def safe(s: str | None) -> str:
-    """A field of the ok/deny line as the original prints it."""
+def safe(s: str | bytes | None) -> str:
+    """A field of the ok/deny line as the original prints it: at most 100 bytes,
+    blanks, controls, non-ASCII, ``%`` and ``:`` as ``?``, ``...`` if cut."""
     if s is None:
         return ""
-    out = []
-    for ch in s.encode("utf-8", "surrogateescape")[:100]:
-        if ch < 33 or ch > 126 or ch in (37, 58):  # blanks, non-ASCII, % and :
-            ch = 63
-        out.append(chr(ch))
-    return "".join(out) + ("..." if len(s.encode("utf-8", "surrogateescape")) >= 100 else "")
+    b = s if isinstance(s, bytes) else s.encode("utf-8", "surrogateescape")
+    out = "".join("?" if ch < 33 or ch > 126 or ch in (37, 58) else chr(ch) for ch in b[:100])
+    return out + "..." if len(b) >= 100 else out
 
 
 class Server:
     """The listening socket, the children and their count."""
 
-    def __init__(self, c: Config, args: list[str]) -> None:
+    def __init__(self, c: Config, program: list[str]) -> None:
         self.c = c
-        self.program = args[2:]
+        self.program = program
         self.numchildren = 0
         self.sock: socket.socket | None = None
         self.localport = 0
@@ -127,36 +128,37 @@ class Server:
             write2("tcpserver: " + text + "\n")
 
     def printstatus(self) -> None:
-        self.log(f"status: {self.numchildren}/{self.c.limit}")
+        if self.c.verbosity >= 2:
+            write2(f"tcpserver: status: {self.numchildren}/{self.c.limit}\n")
 
-    def setup(self, host: str, port: str) -> None:
+    def setup(self, host: str, port: int) -> None:
+        """Listen, give up root, print the port, get ready to fork (as the original's main)."""
         c = self.c
         if host in ("", "0"):
             host = "0.0.0.0"
-        value, n = scan_ulong(port)
-        if n == len(port) and port:
-            self.localport = value & 0xFFFF
-        else:
-            try:
-                self.localport = socket.getservbyname(port, "tcp")
-            except OSError:
-                die(111, FATAL, "unable to figure out port number for ", port)
-        localip = _ip4(host)
+        localip = tcpenv.host_ip4s(host, FATAL)[0]
         try:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         except OSError as e:
             die(111, FATAL, "unable to create socket: ", exc=e)
         try:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((localip, self.localport))
+            s.bind((localip, port))
         except OSError as e:
             die(111, FATAL, "unable to bind: ", exc=e)
-        self.localport = s.getsockname()[1]
+        try:
+            self.localport = s.getsockname()[1]
+        except OSError as e:
+            die(111, FATAL, "unable to get local address: ", exc=e)
         try:
             s.listen(c.backlog)
         except OSError as e:
             die(111, FATAL, "unable to listen: ", exc=e)
         self.sock = s
+        # while we are still who started us: import what the children run
+        self.target = preload.find(self.program[0])
+        if c.flagremotehost or c.localhost is None:
+            tcpenv.prepare_dns()
         if c.gid:
             try:
                 os.setgroups([c.gid])
@@ -178,18 +180,11 @@ class Server:
                 os.close(fd)
             except OSError:
                 pass
-        self.target = preload.find(self.program[0])
-        if c.flagremotehost or c.localhost is None or c.flagparanoid:
-            from pyqmail import dnsq
-
-            dnsq.resolver()  # import and configure once, before the forks
         s.setblocking(False)
         r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.wakeup = (r, w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.set_wakeup_fd(w, warn_on_full_buffer=False)
-        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
     def reap(self) -> None:
         while True:
@@ -199,20 +194,23 @@ class Server:
                 return
             if pid <= 0:
                 return
-            self.log(f"end {pid} status {wstat}")
+            if self.c.verbosity >= 2:
+                write2(f"tcpserver: end {pid} status {wstat}\n")
             if self.numchildren:
                 self.numchildren -= 1
             self.printstatus()
 
     def loop(self) -> None:
         self.printstatus()
-        gc.freeze()
+        gc.freeze()  # the children share the parent's pages instead of copying them
+        accept = self.sock._accept  # a bare descriptor: no socket object per connection
         lfd = self.sock.fileno()
         wake = self.wakeup[0]
+        both, wakeonly = [wake, lfd], [wake]
         while True:
-            fds = [wake, lfd] if self.numchildren < self.c.limit else [wake]
             try:
-                ready, _, _ = select.select(fds, [], [])
+                ready = select.select(both if self.numchildren < self.c.limit else wakeonly,
+                                      (), ())[0]
             except InterruptedError:
                 continue
             if wake in ready:
@@ -224,7 +222,7 @@ class Server:
                 self.reap()
             if lfd in ready and self.numchildren < self.c.limit:
                 try:
-                    t, addr = self.sock.accept()
+                    t, addr = accept()
                 except OSError:
                     continue
                 self.numchildren += 1
@@ -232,62 +230,60 @@ class Server:
                 try:
                     pid = os.fork()
                 except OSError as e:
-                    write2(f"{DROP}unable to fork: {exc_str(e)}\n")
+                    if self.c.verbosity:
+                        write2(f"{DROP}unable to fork: {exc_str(e)}\n")
                     self.numchildren -= 1
                     self.printstatus()
-                    t.close()
+                    os.close(t)
                     continue
                 if pid == 0:
                     self.child(t, addr)
-                t.close()
+                os.close(t)
 
     # -- the child ---------------------------------------------------------
-    def child(self, t: socket.socket, addr: tuple[str, int]) -> None:
-        """Everything after the fork: look up, log, set the environment, run."""
+    def child(self, t: int, addr: tuple[str, int]) -> None:
+        """Everything after the fork: look up, log, set the environment, run; never returns."""
         try:
-            signal.set_wakeup_fd(-1)
-            for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
-                signal.signal(sig, signal.SIG_DFL)
-            self.sock.close()
-            os.close(self.wakeup[0])
-            os.close(self.wakeup[1])
-            t.setblocking(True)
-            fd = t.detach()
-            env = Connection(self.c, fd, addr, self.localport).doit()
-            for name, value in env:
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-            if fd != 0:
-                os.dup2(fd, 0)
-                os.close(fd)
-            os.dup2(0, 1)
-        except Die as d:
-            write2(d.message + "\n")
-            os._exit(d.code)
-        except OSError as e:
-            write2(f"{DROP}unable to set up descriptors: {exc_str(e)}\n")
+            try:
+                signal.set_wakeup_fd(-1)
+                for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
+                    signal.signal(sig, signal.SIG_DFL)
+                self.sock.close()
+                os.close(self.wakeup[0])
+                os.close(self.wakeup[1])
+                edits = Connection(self.c, t, addr).doit()
+                try:
+                    if t != 0:
+                        os.dup2(t, 0)
+                        os.close(t)
+                    os.dup2(0, 1)
+                except OSError as e:
+                    die(111, DROP, "unable to set up descriptors: ", exc=e)
+                env = tcpenv.environment(edits)
+            except Die as d:
+                if self.c.verbosity:
+                    write2(d.message + "\n")
+                os._exit(d.code)
+            argv = self.program
+            if self.target is not None:
+                preload.call(self.target, argv, env)
+            err = pathexec.run(argv, env)
+            if self.c.verbosity:
+                write2(f"{DROP}unable to run {argv[0]}: {exc_str(err)}\n")
+        finally:
             os._exit(111)
-        argv = self.program
-        if self.target is not None:
-            set_title(argv)
-            preload.call(self.target, argv)
-        err = pathexec.run(argv)
-        write2(f"{DROP}unable to run {argv[0]}: {exc_str(err)}\n")
-        os._exit(111)
 
 
 class Connection:
-    """doit(): what tcpserver learns and decides about one connection."""
+    """doit(): what tcpserver learns and decides about one connection, as the
+    original's child does it; the environment edits, in the original's order."""
 
-    def __init__(self, c: Config, fd: int, addr: tuple[str, int], localport: int) -> None:
+    def __init__(self, c: Config, fd: int, addr: tuple[str, int]) -> None:
         self.c = c
         self.fd = fd
         self.remoteip, self.remoteport = addr
-        self.localportstr = str(localport)
 
-    def doit(self) -> list[tuple[str, str | None]]:
+    def doit(self) -> list[tuple[str, str | bytes | None]]:
         c = self.c
         pid = os.getpid()
         if c.verbosity >= 2:
@@ -317,110 +313,75 @@ class Connection:
             sock.detach()
         localhost = c.localhost
         if localhost is None:
-            localhost = _name4(localip)
-        env: list[tuple[str, str | None]] = [
-            ("PROTO", "TCP"), ("TCPLOCALIP", localip), ("TCPLOCALPORT", str(localport)),
-            ("TCPLOCALHOST", localhost)]
+            localhost = tcpenv.name4(localip) or None
         remotehost = None
         if c.flagremotehost:
-            remotehost = _name4(self.remoteip)
+            remotehost = tcpenv.name4(self.remoteip) or None
             if remotehost and c.flagparanoid:
-                if self.remoteip not in _ip4s(remotehost):
+                if self.remoteip not in (tcpenv.ip4s(remotehost) or ()):
                     remotehost = None
-        env += [("TCPREMOTEIP", self.remoteip), ("TCPREMOTEPORT", str(self.remoteport)),
-                ("TCPREMOTEHOST", remotehost)]
         info = None
         if c.flagremoteinfo:
-            from tcpserver.remoteinfo import remoteinfo
-
-            raw = remoteinfo(self.remoteip, self.remoteport, localip, localport, c.timeout)
-            info = raw.decode("utf-8", "surrogateescape") if raw is not None else None
-        env.append(("TCPREMOTEINFO", info))
+            info = remoteinfo(self.remoteip, self.remoteport, localip, localport, c.timeout)
+        edits: list[tuple[str, str | bytes | None]] = [
+            ("PROTO", "TCP"), ("TCPLOCALIP", localip), ("TCPLOCALPORT", str(localport)),
+            ("TCPLOCALHOST", localhost),
+            ("TCPREMOTEIP", self.remoteip), ("TCPREMOTEPORT", str(self.remoteport)),
+            ("TCPREMOTEHOST", remotehost), ("TCPREMOTEINFO", info)]
         deny = False
         if c.fnrules:
-            deny = self.rules(env, remotehost, info)
+            deny = self.rules(edits, remotehost, info)
         if c.verbosity >= 2:
             write2(f"tcpserver: {'deny' if deny else 'ok'} {pid} {safe(localhost)}:{safe(localip)}:"
-                   f"{safe(str(localport))} {safe(remotehost)}:{safe(self.remoteip)}:"
-                   f"{safe(info)}:{safe(str(self.remoteport))}\n")
+                   f"{localport} {safe(remotehost)}:{safe(self.remoteip)}:"
+                   f"{safe(info)}:{self.remoteport}\n")
         if deny:
             os._exit(100)
-        return env
+        return edits
 
-    def rules(self, env: list, remotehost: str | None, info: str | None) -> bool:
-        """Look the connection up in the rules CDB; add its variables; True to deny."""
-        from pyqmail import cdb
-        from tcpserver import rules
-
+    def rules(self, edits: list, remotehost: str | None, info: bytes | None) -> bool:
+        """Look the connection up in the rules CDB, add its variables; True to deny."""
         fn = self.c.fnrules
         try:
             reader = cdb.Reader(fn)
-        except FileNotFoundError as e:
-            if not self.c.flagallownorules:
-                die(111, DROP, "unable to read ", fn, ": ", exc=e)
-            return False
-        except (OSError, cdb.FormatError) as e:
-            die(111, DROP, "unable to read ", fn, ": ", exc=e if isinstance(e, OSError) else None)
+        except OSError as e:
+            if isinstance(e, FileNotFoundError) and self.c.flagallownorules:
+                return False
+            die(111, DROP, "unable to read ", fn, ": ", exc=e)
         try:
             with reader:
                 data = rules.lookup(reader, self.remoteip, info, remotehost)
-        except (OSError, cdb.FormatError) as e:
-            die(111, DROP, "unable to read ", fn, ": ", exc=e if isinstance(e, OSError) else None)
+        except OSError as e:  # cdb.FormatError too, with the C programs' errno
+            die(111, DROP, "unable to read ", fn, ": ", exc=e)
         if data is None:
             return False
-        deny = False
-        for item in data.split(b"\0"):
-            if item[:1] == b"D":
-                deny = True
-            elif item[:1] == b"+" and b"=" in item:
-                name, _, value = item[1:].partition(b"=")
-                env.append((os.fsdecode(name), os.fsdecode(value)))
-        return deny
-
-
-def _name4(ip: str) -> str | None:
-    from pyqmail import dnsq
-
-    try:
-        return dnsq.name4(ip) or None
-    except dnsq.TempError:
-        return None
-
-
-def _ip4s(name: str) -> list[str]:
-    from pyqmail import dnsq
-
-    try:
-        return dnsq.ip4(name)
-    except dnsq.TempError:
-        return []
-
-
-def _ip4(host: str) -> str:
-    """The address to listen on: a dotted quad, or the name's first address."""
-    try:
-        socket.inet_aton(host)
-        if host.count(".") == 3:
-            return host
-    except OSError:
-        pass
-    from pyqmail import dnsq
-
-    try:
-        addrs = dnsq.ip4(host)
-    except dnsq.TempError:
-        die(111, FATAL, "temporarily unable to figure out IP address for ", host,
-            ": temporary failure")
-    if not addrs:
-        die(111, FATAL, "no IP address for ", host)
-    return addrs[0]
+        rule = rules.parse(data)
+        edits.extend(rule.env)
+        return rule.deny
 
 
 def main(argv: list[str]) -> int:
-    c, rest = parse(argv)
+    c, args = parse(argv)
+    try:
+        return serve(c, args, argv)
+    except Die as d:
+        if c.verbosity:  # -q: not even a usage or a fatal message
+            raise
+        return d.code
+
+
+def serve(c: Config, args: list[str], argv: list[str]) -> int:
+    """What follows the options, in the original's order; never returns."""
+    if len(args) < 2:
+        raise Die(100, USAGE)
+    port = tcpenv.port_number(args[1], FATAL)
+    if len(args) < 3:
+        raise Die(100, USAGE)
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     set_title(argv)
-    server = Server(c, rest)
-    server.setup(rest[0], rest[1])
+    server = Server(c, args[2:])
+    server.setup(args[0], port)
     server.loop()
     return 0
 
