@@ -26,7 +26,7 @@ def lay_out() -> list[Path]:
     SERVICE.mkdir(parents=True, exist_ok=True)
     for src in sorted((TOP / "examples" / "services").iterdir()):
         shutil.copytree(src, SERVICE / src.name, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("supervise", "current"))
+                        ignore=shutil.ignore_patterns("supervise", "main"))
     dirs = []
     for d in sorted(SERVICE.iterdir()):
         dirs.append(d)
@@ -64,7 +64,7 @@ In another shell (after `. .venv/bin/activate`):
   svc -u {rel}/idle                start the service that is normally down
   svc -d {rel}/clock               stop the clock; svc -u starts it again
   svc -t {rel}/clock               send it SIGTERM: supervise restarts it
-  tail -f {rel}/clock/log/current  what the clock said
+  tai64nlocal < {rel}/clock/log/main/current   what the clock said
 
 Ctrl-C here stops every service and supervise, then svscan.""", flush=True)
     try:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,8 +21,9 @@ def test_quickstart_runs_and_stops_cleanly(tmp_path):
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         service = tmp_path / "service"
-        current = service / "clock" / "log" / "current"
+        current = service / "clock" / "log" / "main" / "current"
         wait_for(lambda: current.exists() and "clock: " in current.read_text(), timeout=15)
+        assert re.match(r"@4000[0-9a-f]{20} clock: ", current.read_text())
         st = cmd([ours("svstat"), str(service / "clock"), str(service / "clock" / "log"),
                   str(service / "idle")])
         lines = st.out.splitlines()
