@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import io
 import os
+import re
 import sys
 
 from pyqmail.proctitle import set_title
@@ -33,19 +34,40 @@ if TYPE_CHECKING:
 _PACKAGES = ("svtools", "tcpserver", "mta", "service")
 
 
-def _our_scripts() -> dict[str, str]:
-    """Real path of each installed console script of ours -> ``module:function``."""
-    from importlib.metadata import entry_points
+def _bindirs() -> set[str]:
+    """Where our console scripts are: beside the running one and the interpreter."""
+    dirs = {os.path.dirname(sys.executable)}
+    if sys.argv and sys.argv[0]:
+        dirs.add(os.path.dirname(os.path.abspath(sys.argv[0])))
+    return {os.path.realpath(d) for d in dirs}
 
-    bindir = os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv and sys.argv[0] else ""
-    out = {}
-    for ep in entry_points(group="console_scripts"):
-        if ep.value.split(".")[0] in _PACKAGES:
-            for d in {bindir, os.path.dirname(sys.executable)}:
-                path = os.path.join(d, ep.name)
-                if os.path.exists(path):
-                    out[os.path.realpath(path)] = ep.value
-    return out
+
+def _entry_point(path: str) -> str | None:
+    """``module:function`` of our console script at ``path``, None if it is not one.
+
+    pip writes each script as ``from module import function``; reading that
+    line costs nothing, where importlib.metadata would cost the long-running
+    parent (and every fork of it) a few megabytes of modules.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1024)
+    except OSError:
+        return None
+    m = _SCRIPT.search(head)
+    if m is not None:
+        return m.group(1).decode() + ":" + m.group(2).decode()
+    if b"import" not in head or b"\0" in head:  # not a Python script
+        return None
+    from importlib.metadata import entry_points  # written by some other installer
+
+    name = os.path.basename(path)
+    for ep in entry_points(group="console_scripts", name=name):
+        return ep.value
+    return None
+
+
+_SCRIPT = re.compile(rb"^from ([\w.]+) import (\w+)\s*$", re.M)
 
 
 def resolve(prog: str) -> str | None:
@@ -65,9 +87,12 @@ def find(prog: str) -> Callable[[], None] | None:
     path = resolve(prog)
     if path is None:
         return None
+    real = os.path.realpath(path)
+    if os.path.dirname(real) not in _bindirs():
+        return None
     try:
-        value = _our_scripts().get(os.path.realpath(path))
-        if value is None:
+        value = _entry_point(real)
+        if value is None or value.split(".")[0] not in _PACKAGES:
             return None
         module, _, func = value.partition(":")
         return getattr(importlib.import_module(module), func)
@@ -78,8 +103,6 @@ def find(prog: str) -> Callable[[], None] | None:
 def _set_environ(env: dict[bytes, bytes]) -> None:
     """Make ``os.environ`` (and the C environment under it) ``env``, in its order."""
     environ = os.environb
-    if list(environ.items()) == list(env.items()):
-        return
     environ.clear()
     for name, value in env.items():
         environ[name] = value
@@ -109,20 +132,61 @@ def _stream(fd: int, mode: str, like, unbuffered: bool) -> io.TextIOWrapper:
     return stream
 
 
-def _stdio() -> None:
-    """New ``sys.stdin``/``sys.stdout`` for descriptors 0 and 1 as they are now."""
+def _stdio() -> tuple[io.TextIOWrapper, io.TextIOWrapper]:
+    """``sys.stdin`` and ``sys.stdout`` for descriptors 0 and 1 as they are now."""
     unbuffered = bool(os.environ.get("PYTHONUNBUFFERED")) and not sys.flags.ignore_environment
-    sys.stdin = sys.__stdin__ = _stream(0, "r", sys.__stdin__, unbuffered)
-    sys.stdout = sys.__stdout__ = _stream(1, "w", sys.__stdout__, unbuffered)
+    return (_stream(0, "r", sys.__stdin__, unbuffered),
+            _stream(1, "w", sys.__stdout__, unbuffered))
 
 
-def call(target: Callable[[], None], argv: list[str], env: dict[bytes, bytes]) -> NoReturn:
-    """Run ``target`` as the program ``argv`` with environment ``env`` (in a
-    forked child whose descriptors 0 and 1 are in place); never returns."""
+#: streams made once by :func:`prepare_stdio`, for children whose 0 and 1 are sockets
+_ready: tuple[io.TextIOWrapper, io.TextIOWrapper] | None = None
+
+
+def prepare_stdio() -> None:
+    """Make, once, the ``sys.stdin``/``sys.stdout`` each child will get: streams on
+    descriptors 0 and 1 while those are a socket, as they will be in the children.
+
+    Made per child they would cost it a fraction of a millisecond of first
+    touches; made here they are the same objects a fresh start would make for
+    a TCP connection (not a terminal, not seekable, buffered as the
+    environment says).  Call with descriptors 0 and 1 free to be replaced.
+    """
+    global _ready
+    import socket
+
+    a, b = socket.socketpair()
     try:
-        _set_environ(env)
-        _close_cloexec()
-        _stdio()
+        os.dup2(a.fileno(), 0)
+        os.dup2(a.fileno(), 1)
+        _ready = _stdio()  # each asks whether it is a terminal and can seek, now
+    finally:
+        a.close()
+        b.close()
+
+
+def call(target: Callable[[], None], argv: list[str], env: dict[bytes, bytes] | None,
+         close: list[int] | None = None) -> NoReturn:
+    """Run ``target`` as the program ``argv`` (in a forked child whose descriptors
+    0 and 1 are in place); never returns.
+
+    ``env`` is the environment exec would have given (None: ``os.environ``
+    is it already).  ``close`` lists the descriptors exec would have closed
+    (None: find them).
+    """
+    try:
+        if env is not None:
+            _set_environ(env)
+        if close is None:
+            _close_cloexec()
+        else:
+            for fd in close:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        sys.stdin, sys.stdout = _ready if _ready is not None else _stdio()
+        sys.__stdin__, sys.__stdout__ = sys.stdin, sys.stdout
         set_title(argv)
         sys.argv = list(argv)
         target()

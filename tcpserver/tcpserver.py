@@ -18,11 +18,13 @@ child of ``-u`` may not be able to read the interpreter's library.
 """
 from __future__ import annotations
 
+import _signal
 import gc
 import os
 import select
 import signal
 import socket
+import stat
 
 from pyqmail import cdb, pathexec
 from pyqmail.errstr import exc_str
@@ -35,6 +37,8 @@ from tcpserver.remoteinfo import remoteinfo
 
 FATAL = "tcpserver: fatal: "
 DROP = "tcpserver: warning: dropping connection, "
+#: a banner the parent can write without ever waiting: a new socket's buffer takes it
+SHORT_BANNER = 2048
 USAGE = ("tcpserver: usage: tcpserver [ -1UXpPhHrRoOdDqQv ] [ -c limit ] [ -x rules.cdb ] "
          "[ -B banner ] [ -g gid ] [ -u uid ] [ -b backlog ] [ -l localname ] "
          "[ -t timeout ] host port program")
@@ -122,10 +126,8 @@ class Server:
         self.localport = 0
         self.wakeup = (-1, -1)
         self.target = None  # a preloaded program's entry point
-
-    def log(self, text: str) -> None:
-        if self.c.verbosity >= 2:
-            write2("tcpserver: " + text + "\n")
+        self.fast = False  # the parent can learn all and spawn the program itself
+        self.closing: list[int] = []
 
     def printstatus(self) -> None:
         if self.c.verbosity >= 2:
@@ -159,6 +161,8 @@ class Server:
         self.target = preload.find(self.program[0])
         if c.flagremotehost or c.localhost is None:
             tcpenv.prepare_dns()
+        self.fast = (self.target is None and not c.flagremotehost and c.localhost is not None
+                     and not c.flagremoteinfo)
         if c.gid:
             try:
                 os.setgroups([c.gid])
@@ -180,11 +184,29 @@ class Server:
                 os.close(fd)
             except OSError:
                 pass
+        if self.target is not None:
+            preload.prepare_stdio()
+        # /dev/null holds 0 and 1 (close-on-exec), so connections never land there
+        null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        for fd in (0, 1):
+            if fd != null:
+                os.dup2(null, fd, inheritable=False)
+        if null > 1:
+            os.close(null)
         s.setblocking(False)
         r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.wakeup = (r, w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        # what a child closes: the descriptors exec would close, 0 and 1 aside
+        self.closing = []
+        for name in os.listdir("/proc/self/fd"):
+            try:
+                if int(name) > 2 and not os.get_inheritable(int(name)):
+                    self.closing.append(int(name))
+            except OSError:  # the listing's own descriptor
+                pass
+        tcpenv.remember()
 
     def reap(self) -> None:
         while True:
@@ -227,46 +249,101 @@ class Server:
                     continue
                 self.numchildren += 1
                 self.printstatus()
-                try:
-                    pid = os.fork()
-                except OSError as e:
-                    if self.c.verbosity:
-                        write2(f"{DROP}unable to fork: {exc_str(e)}\n")
-                    self.numchildren -= 1
-                    self.printstatus()
-                    os.close(t)
-                    continue
-                if pid == 0:
-                    self.child(t, addr)
+                conn = Connection(self.c, t, addr)
+                if not (self.fast and self.spawn(conn)):
+                    self.fork(conn)
                 os.close(t)
 
+    def fork(self, conn: Connection) -> None:
+        if len(self.c.banner) <= SHORT_BANNER:
+            conn.prepare()
+        try:
+            pid = os.fork()
+        except OSError as e:
+            if self.c.verbosity:
+                write2(f"{DROP}unable to fork: {exc_str(e)}\n")
+            self.numchildren -= 1
+            self.printstatus()
+            return
+        if pid == 0:
+            self.child(conn)
+
+    def spawn(self, conn: Connection) -> bool:
+        """Start the program with posix_spawn (vfork and exec: no copy of this
+        process), doing the child's work here; for the common case where none
+        of it can block: no names, no remote info.
+
+        False if a forked child must do it (a rule denies or cannot be read,
+        the program is not simply there, the socket fails): the child then
+        does and says what the original would.
+        """
+        try:
+            deny = conn.rules()
+        except Die:
+            return False
+        path = self.exec_path()
+        if deny or path is None or len(self.c.banner) > SHORT_BANNER:
+            return False
+        conn.prepare()
+        if conn.error is not None:
+            return False
+        try:
+            pid = os.posix_spawn(path, self.program, tcpenv.environment(conn.edits()),
+                                 file_actions=((os.POSIX_SPAWN_DUP2, conn.fd, 0),
+                                               (os.POSIX_SPAWN_DUP2, conn.fd, 1)),
+                                 setsigdef=(_signal.SIGCHLD, _signal.SIGTERM, _signal.SIGPIPE))
+        except (OSError, ValueError):
+            return False
+        if self.c.verbosity >= 2:
+            write2(f"tcpserver: pid {pid} from {conn.remoteip}\n{conn.line(pid, False)}")
+        return True
+
+    def exec_path(self) -> str | None:
+        """The file pathexec would run now, if finding it is simple (it exists
+        and is an executable regular file); None for anything else."""
+        prog = self.program[0]
+        if "/" in prog:
+            candidates = [prog]
+        elif not prog:
+            return None
+        else:
+            path = os.environ.get("PATH", "/bin:/usr/bin")
+            candidates = [os.path.join(d or ".", prog) for d in path.split(":")]
+        for path in candidates:
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                continue
+            except OSError:
+                return None
+            return path if stat.S_ISREG(st.st_mode) and os.access(path, os.X_OK) else None
+        return None
+
     # -- the child ---------------------------------------------------------
-    def child(self, t: int, addr: tuple[str, int]) -> None:
+    def child(self, conn: Connection) -> None:
         """Everything after the fork: look up, log, set the environment, run; never returns."""
         try:
             try:
-                signal.set_wakeup_fd(-1)
-                for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
-                    signal.signal(sig, signal.SIG_DFL)
-                self.sock.close()
-                os.close(self.wakeup[0])
-                os.close(self.wakeup[1])
-                edits = Connection(self.c, t, addr).doit()
+                _signal.set_wakeup_fd(-1)
+                for sig in (_signal.SIGCHLD, _signal.SIGTERM, _signal.SIGPIPE):
+                    _signal.signal(sig, _signal.SIG_DFL)
+                for fd in self.closing:
+                    os.close(fd)
+                edits = conn.doit()
                 try:
-                    if t != 0:
-                        os.dup2(t, 0)
-                        os.close(t)
+                    os.dup2(conn.fd, 0)
+                    os.close(conn.fd)
                     os.dup2(0, 1)
                 except OSError as e:
                     die(111, DROP, "unable to set up descriptors: ", exc=e)
-                env = tcpenv.environment(edits)
+                env = tcpenv.put(edits)
             except Die as d:
                 if self.c.verbosity:
                     write2(d.message + "\n")
                 os._exit(d.code)
             argv = self.program
             if self.target is not None:
-                preload.call(self.target, argv, env)
+                preload.call(self.target, argv, env, [])
             err = pathexec.run(argv, env)
             if self.c.verbosity:
                 write2(f"{DROP}unable to run {argv[0]}: {exc_str(err)}\n")
@@ -275,20 +352,49 @@ class Server:
 
 
 class Connection:
-    """doit(): what tcpserver learns and decides about one connection, as the
-    original's child does it; the environment edits, in the original's order."""
+    """What tcpserver learns and decides about one connection, as the
+    original's child does it (:meth:`doit`), in steps the parent can take too."""
 
     def __init__(self, c: Config, fd: int, addr: tuple[str, int]) -> None:
         self.c = c
         self.fd = fd
         self.remoteip, self.remoteport = addr
+        self.localip = ""
+        self.localport = 0
+        self.localhost = c.localhost
+        self.remotehost: str | None = None
+        self.info: bytes | None = None
+        self.ruled: list[tuple[bytes, bytes]] = []
+        self.prepared = False
+        self.error: Die | None = None  # from prepare(), for the child to report
 
     def doit(self) -> list[tuple[str, str | bytes | None]]:
+        """In the child: all of it, logged; exits 100 if a rule denies; the
+        environment edits."""
         c = self.c
         pid = os.getpid()
         if c.verbosity >= 2:
             write2(f"tcpserver: pid {pid} from {self.remoteip}\n")
-        sock = socket.socket(fileno=self.fd)
+        if not self.prepared:
+            self.prepare()
+        if self.error is not None:
+            raise self.error
+        self.learn()
+        deny = self.rules()
+        if c.verbosity >= 2:
+            write2(self.line(pid, deny))
+        if deny:
+            os._exit(100)
+        return self.edits()
+
+    def prepare(self) -> None:
+        """Socket options, the banner, the local address: what the original's
+        child does first, done by the parent unless the banner is long (a
+        short one cannot block on a new socket).  A failure is kept in
+        :attr:`error`."""
+        c = self.c
+        self.prepared = True
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 0, self.fd)
         try:
             if c.flagkillopts:
                 try:
@@ -304,44 +410,48 @@ class Connection:
                 try:
                     sock.sendall(c.banner.encode("utf-8", "surrogateescape"))
                 except OSError as e:
-                    die(111, DROP, "unable to print banner: ", exc=e)
+                    self.error = Die(111, DROP + "unable to print banner: " + exc_str(e))
+                    return
             try:
-                localip, localport = sock.getsockname()
+                self.localip, self.localport = sock.getsockname()
             except OSError as e:
-                die(111, DROP, "unable to get local address: ", exc=e)
+                self.error = Die(111, DROP + "unable to get local address: " + exc_str(e))
         finally:
             sock.detach()
-        localhost = c.localhost
-        if localhost is None:
-            localhost = tcpenv.name4(localip) or None
-        remotehost = None
-        if c.flagremotehost:
-            remotehost = tcpenv.name4(self.remoteip) or None
-            if remotehost and c.flagparanoid:
-                if self.remoteip not in (tcpenv.ip4s(remotehost) or ()):
-                    remotehost = None
-        info = None
-        if c.flagremoteinfo:
-            info = remoteinfo(self.remoteip, self.remoteport, localip, localport, c.timeout)
-        edits: list[tuple[str, str | bytes | None]] = [
-            ("PROTO", "TCP"), ("TCPLOCALIP", localip), ("TCPLOCALPORT", str(localport)),
-            ("TCPLOCALHOST", localhost),
-            ("TCPREMOTEIP", self.remoteip), ("TCPREMOTEPORT", str(self.remoteport)),
-            ("TCPREMOTEHOST", remotehost), ("TCPREMOTEINFO", info)]
-        deny = False
-        if c.fnrules:
-            deny = self.rules(edits, remotehost, info)
-        if c.verbosity >= 2:
-            write2(f"tcpserver: {'deny' if deny else 'ok'} {pid} {safe(localhost)}:{safe(localip)}:"
-                   f"{localport} {safe(remotehost)}:{safe(self.remoteip)}:"
-                   f"{safe(info)}:{self.remoteport}\n")
-        if deny:
-            os._exit(100)
-        return edits
 
-    def rules(self, edits: list, remotehost: str | None, info: bytes | None) -> bool:
-        """Look the connection up in the rules CDB, add its variables; True to deny."""
+    def learn(self) -> None:
+        """The names of both ends and the remote info, as the options ask."""
+        c = self.c
+        if self.localhost is None:
+            self.localhost = tcpenv.name4(self.localip) or None
+        if c.flagremotehost:
+            self.remotehost = tcpenv.name4(self.remoteip) or None
+            if self.remotehost and c.flagparanoid:
+                if self.remoteip not in (tcpenv.ip4s(self.remotehost) or ()):
+                    self.remotehost = None
+        if c.flagremoteinfo:
+            self.info = remoteinfo(self.remoteip, self.remoteport, self.localip,
+                                   self.localport, c.timeout)
+
+    def edits(self) -> list[tuple[str, str | bytes | None]]:
+        """The environment edits, in the original's order."""
+        return [("PROTO", "TCP"), ("TCPLOCALIP", self.localip),
+                ("TCPLOCALPORT", str(self.localport)), ("TCPLOCALHOST", self.localhost),
+                ("TCPREMOTEIP", self.remoteip), ("TCPREMOTEPORT", str(self.remoteport)),
+                ("TCPREMOTEHOST", self.remotehost), ("TCPREMOTEINFO", self.info),
+                *self.ruled]
+
+    def line(self, pid: int, deny: bool) -> str:
+        """The ok (or deny) line of -v."""
+        return (f"tcpserver: {'deny' if deny else 'ok'} {pid} {safe(self.localhost)}:"
+                f"{safe(self.localip)}:{self.localport} {safe(self.remotehost)}:"
+                f"{safe(self.remoteip)}:{safe(self.info)}:{self.remoteport}\n")
+
+    def rules(self) -> bool:
+        """Look the connection up in the rules CDB, keep its variables; True to deny."""
         fn = self.c.fnrules
+        if not fn:
+            return False
         try:
             reader = cdb.Reader(fn)
         except OSError as e:
@@ -350,13 +460,13 @@ class Connection:
             die(111, DROP, "unable to read ", fn, ": ", exc=e)
         try:
             with reader:
-                data = rules.lookup(reader, self.remoteip, info, remotehost)
+                data = rules.lookup(reader, self.remoteip, self.info, self.remotehost)
         except OSError as e:  # cdb.FormatError too, with the C programs' errno
             die(111, DROP, "unable to read ", fn, ": ", exc=e)
         if data is None:
             return False
         rule = rules.parse(data)
-        edits.extend(rule.env)
+        self.ruled = rule.env
         return rule.deny
 
 
