@@ -1,0 +1,75 @@
+"""qmail's control files (qmail-control(5)) and where qmail lives.
+
+Every qmail path hangs off ``QMAILHOME`` (default ``/var/qmail``), so the
+whole system runs unprivileged in a scratch tree.  Reading follows qmail's
+control.c: the first line of a file, trailing blanks removed; for files of
+lines, blank lines and ``#`` comments skipped; a missing file means the
+default (``me`` where qmail says so); any other error is raised, and the
+programs turn it into qmail's temporary failure ("unable to read controls").
+"""
+from __future__ import annotations
+
+import os
+
+DEFAULT_HOME = "/var/qmail"
+
+
+def qmail_home() -> str:
+    """The root of the qmail tree: ``$QMAILHOME`` or /var/qmail."""
+    return os.environ.get("QMAILHOME") or DEFAULT_HOME
+
+
+def path(*parts: str) -> str:
+    """A path under the qmail tree, e.g. ``path("control", "me")``."""
+    return os.path.join(qmail_home(), *parts)
+
+
+def _read(name: str) -> bytes | None:
+    try:
+        with open(path("control", name), "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def _strip(line: bytes) -> bytes:
+    return line.rstrip(b" \t\r\n")
+
+
+def readline(name: str, default: str | None = None, *, flagme: bool = False) -> str | None:
+    """The first line of control/``name``; if missing, ``me`` (with ``flagme``) or ``default``."""
+    data = _read(name)
+    if data is None:
+        if flagme:
+            me = readline("me")
+            if me is not None:
+                return me
+        return default
+    return os.fsdecode(_strip(data.split(b"\n", 1)[0]))
+
+
+def readint(name: str, default: int) -> int:
+    """control/``name`` as a number (its leading digits, as scan_ulong), or ``default``."""
+    text = readline(name)
+    if text is None:
+        return default
+    n = 0
+    while n < len(text) and text[n].isdigit():
+        n += 1
+    return int(text[:n]) if n else 0
+
+
+def readlines(name: str, *, flagme: bool = False) -> list[str]:
+    """The non-blank, non-comment lines of control/``name`` ([] or [me] if missing)."""
+    data = _read(name)
+    if data is None:
+        if flagme:
+            me = readline("me")
+            return [me] if me is not None else []
+        return []
+    out = []
+    for line in data.split(b"\n"):
+        line = _strip(line)
+        if line and not line.startswith(b"#"):
+            out.append(os.fsdecode(line))
+    return out

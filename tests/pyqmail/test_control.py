@@ -1,0 +1,50 @@
+"""Control files read as qmail's control.c reads them."""
+from __future__ import annotations
+
+import pytest
+
+from pyqmail import control
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    (tmp_path / "control").mkdir()
+    monkeypatch.setenv("QMAILHOME", str(tmp_path))
+    return tmp_path / "control"
+
+
+def test_home_default(monkeypatch):
+    monkeypatch.delenv("QMAILHOME", raising=False)
+    assert control.path("control", "me") == "/var/qmail/control/me"
+
+
+def test_readline_defaults_and_me(home):
+    assert control.readline("bouncefrom", "MAILER-DAEMON") == "MAILER-DAEMON"
+    assert control.readline("helohost", flagme=True) is None
+    (home / "me").write_text("mail.example.com \t\nignored\n")
+    assert control.readline("me") == "mail.example.com"
+    assert control.readline("helohost", flagme=True) == "mail.example.com"
+    (home / "helohost").write_text("helo.example.com")
+    assert control.readline("helohost", flagme=True) == "helo.example.com"
+
+
+def test_readint(home):
+    assert control.readint("concurrencylocal", 10) == 10
+    (home / "concurrencylocal").write_text("25\n")
+    assert control.readint("concurrencylocal", 10) == 25
+    (home / "databytes").write_text("12x\n")
+    assert control.readint("databytes", 0) == 12
+
+
+def test_readlines(home):
+    assert control.readlines("rcpthosts") == []
+    (home / "me").write_text("me.example\n")
+    assert control.readlines("locals", flagme=True) == ["me.example"]
+    (home / "locals").write_text("# comment\nlocalhost\n\n  \nexample.com  \nlast")
+    assert control.readlines("locals", flagme=True) == ["localhost", "example.com", "last"]
+
+
+def test_unreadable_is_an_error(home):
+    (home / "rcpthosts").mkdir()
+    with pytest.raises(IsADirectoryError):
+        control.readlines("rcpthosts")
