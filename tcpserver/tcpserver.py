@@ -249,14 +249,13 @@ class Server:
                     continue
                 self.numchildren += 1
                 self.printstatus()
-                conn = Connection(self.c, t, addr)
-                if not (self.fast and self.spawn(conn)):
-                    self.fork(conn)
+                if not (self.fast and self.spawn(Connection(self.c, t, addr))):
+                    self.fork(t, addr)
                 os.close(t)
 
-    def fork(self, conn: Connection) -> None:
-        if len(self.c.banner) <= SHORT_BANNER:
-            conn.prepare()
+    def fork(self, t: int, addr: tuple[str, int], conn: Connection | None = None) -> None:
+        """A child for the connection; as little as can be done here, where every
+        page written after a fork is a page fault (the children run in parallel)."""
         try:
             pid = os.fork()
         except OSError as e:
@@ -266,7 +265,7 @@ class Server:
             self.printstatus()
             return
         if pid == 0:
-            self.child(conn)
+            self.child(conn or Connection(self.c, t, addr))
 
     def spawn(self, conn: Connection) -> bool:
         """Start the program with posix_spawn (vfork and exec: no copy of this
@@ -274,8 +273,8 @@ class Server:
         of it can block: no names, no remote info.
 
         False if a forked child must do it (a rule denies or cannot be read,
-        the program is not simply there, the socket fails): the child then
-        does and says what the original would.
+        the program is not simply there): the child then does and says what
+        the original would.  Past the banner, a failure is left to a child too.
         """
         try:
             deny = conn.rules()
@@ -286,14 +285,16 @@ class Server:
             return False
         conn.prepare()
         if conn.error is not None:
-            return False
+            self.fork(conn.fd, (conn.remoteip, conn.remoteport), conn)
+            return True
         try:
             pid = os.posix_spawn(path, self.program, tcpenv.environment(conn.edits()),
                                  file_actions=((os.POSIX_SPAWN_DUP2, conn.fd, 0),
                                                (os.POSIX_SPAWN_DUP2, conn.fd, 1)),
                                  setsigdef=(_signal.SIGCHLD, _signal.SIGTERM, _signal.SIGPIPE))
-        except (OSError, ValueError):
-            return False
+        except (OSError, ValueError):  # the child finds out again, and says so
+            self.fork(conn.fd, (conn.remoteip, conn.remoteport), conn)
+            return True
         if self.c.verbosity >= 2:
             write2(f"tcpserver: pid {pid} from {conn.remoteip}\n{conn.line(pid, False)}")
         return True
@@ -389,9 +390,8 @@ class Connection:
 
     def prepare(self) -> None:
         """Socket options, the banner, the local address: what the original's
-        child does first, done by the parent unless the banner is long (a
-        short one cannot block on a new socket).  A failure is kept in
-        :attr:`error`."""
+        child does first (the parent does it before spawning: a short banner
+        cannot block on a new socket).  A failure is kept in :attr:`error`."""
         c = self.c
         self.prepared = True
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 0, self.fd)
