@@ -49,14 +49,18 @@ def readline(name: str, default: str | None = None, *, flagme: bool = False) -> 
 
 
 def readint(name: str, default: int) -> int:
-    """control/``name`` as a number (its leading digits, as scan_ulong), or ``default``."""
+    """control/``name`` as a number (its leading digits, as scan_ulong), or ``default``.
+
+    As qmail's control_readint, a file that does not start with a digit leaves
+    the default.
+    """
     text = readline(name)
     if text is None:
         return default
     n = 0
     while n < len(text) and text[n].isdigit():
         n += 1
-    return int(text[:n]) if n else 0
+    return int(text[:n]) if n else default
 
 
 def readlines(name: str, *, flagme: bool = False) -> list[str]:

@@ -68,3 +68,40 @@ def ip4(name: str) -> list[str]:
 def txt(name: str) -> list[bytes]:
     """The TXT strings of ``name``, each record's strings joined."""
     return [b"".join(rr.strings) for rr in _answer(name, "TXT")]
+
+
+def _hard_answer(name: str, rdtype: str):
+    """As :func:`_answer`, but a name that cannot be asked (an empty or overlong
+    label, bad IDNA) has no records, as the C resolver fails it for good."""
+    import dns.name
+
+    try:
+        return _answer(name if name.endswith(".") else name + ".", rdtype)
+    except TempError:
+        try:
+            dns.name.from_text(name)
+        except Exception:
+            return []
+        raise
+
+
+def mx(name: str) -> list[tuple[int, str]]:
+    """The MX records of ``name`` as (preference, host) in the order answered;
+    [] when there are none or the name does not exist.  A host that is the
+    root (a "null MX") comes back as ""."""
+    return [(rr.preference, rr.exchange.to_text(omit_final_dot=True).rstrip("."))
+            for rr in _hard_answer(name, "MX")]
+
+
+def cname(name: str) -> str | None:
+    """The target of the CNAME record of ``name`` (no final dot), None if it has none."""
+    for rr in _hard_answer(name, "CNAME"):
+        return rr.target.to_text(omit_final_dot=True)
+    return None
+
+
+def ip4_hard(name: str) -> list[str]:
+    """As :func:`ip4`, but a name that cannot be asked has no addresses."""
+    if name.rstrip(".").lower() == "localhost":
+        return ["127.0.0.1"]
+    return [rr.address for rr in _hard_answer(name, "A")]

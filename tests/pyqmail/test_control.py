@@ -34,6 +34,8 @@ def test_readint(home):
     assert control.readint("concurrencylocal", 10) == 25
     (home / "databytes").write_text("12x\n")
     assert control.readint("databytes", 0) == 12
+    (home / "databytes").write_text("x12\n")  # qmail's control_readint keeps the default
+    assert control.readint("databytes", 7) == 7
 
 
 def test_readlines(home):
