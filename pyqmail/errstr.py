@@ -113,3 +113,17 @@ def error_str(num: int | None) -> str:
 def exc_str(exc: BaseException) -> str:
     """The djb wording for an exception raised by a system call."""
     return error_str(getattr(exc, "errno", None))
+
+
+# --- added for qmail's delivery programs (qmail-local, preline, condredirect, ...)
+_TEMP_NAMES = ("EINTR", "ENOMEM", "ETXTBSY", "EIO", "ETIMEDOUT", "EWOULDBLOCK", "EAGAIN",
+               "EDEADLK", "EBUSY", "ENFILE", "EMFILE", "EFBIG", "ENOSPC", "ENETDOWN",
+               "ENETUNREACH", "ENETRESET", "ECONNABORTED", "ECONNRESET", "ENOBUFS",
+               "ETOOMANYREFS", "ECONNREFUSED", "EHOSTDOWN", "EHOSTUNREACH", "EPROCLIM",
+               "EUSERS", "EDQUOT", "ESTALE", "ENOLCK")
+_TEMP = frozenset(getattr(_e, n) for n in _TEMP_NAMES if hasattr(_e, n))
+
+
+def error_temp(num: int | None) -> bool:
+    """True if errno ``num`` is a temporary error, as qmail's error_temp()."""
+    return num in _TEMP
