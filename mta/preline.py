@@ -42,7 +42,7 @@ def main(argv: list[str]) -> int:
     except OSError as e:
         die(111, FATAL, "unable to create pipe: ", exc=e)
     try:
-        pid = spawnp(args, file_actions=[(os.POSIX_SPAWN_DUP2, r, 0)])
+        pid = spawnp(args, stdin=r)
     except OSError as e:
         die(111 if error_temp(e.errno) else 100, FATAL, "unable to run ", args[0], ": ", exc=e)
     os.close(r)

@@ -22,6 +22,7 @@ import time
 
 from mta import dotqmail
 from pyqmail.errstr import exc_str
+from pyqmail.spawn import start
 from pyqmail.strerr import Die, die, run, warn
 
 USAGE = ("qmail-local: usage: qmail-local [ -nN ] user homedir local dash ext domain "
@@ -99,8 +100,7 @@ def program(cmd: bytes, env: dict[bytes, bytes]) -> bool:
     """Run ``sh -c cmd`` on the message; True if it exited 99."""
     rewind()
     try:
-        pid = os.posix_spawn(b"/bin/sh", [b"/bin/sh", b"-c", cmd], env,
-                             setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ))
+        pid = start([b"/bin/sh", b"-c", cmd], env=env)
     except OSError as e:
         if e.errno in (2, 8, 13):  # ENOENT, ENOEXEC, EACCES: the exec itself failed
             die(111, f"Unable to run /bin/sh: {exc_str(e)}. (#4.3.0)")

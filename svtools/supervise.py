@@ -16,6 +16,7 @@ import time
 from pyqmail import fsutil, tai64
 from pyqmail.errstr import exc_str
 from pyqmail.proctitle import set_title
+from pyqmail.spawn import inherited_fds
 from pyqmail.strerr import Die, die, run, warn, write2
 from svtools.status import Status
 
@@ -48,7 +49,7 @@ class Supervisor:
         #: the last start failed: no child to wait for, retry as if it had exited
         self.failed = False
         #: descriptors above 2 that supervise inherited open: ./run gets them too
-        self.inherited = _inherited_fds()
+        self.inherited = inherited_fds()
         self._keep: list[int] = []
 
     # -- status ---------------------------------------------------------
@@ -263,23 +264,6 @@ def _make_supervise_dir(d: str) -> None:
         os.mkdir(target if target else "supervise", 0o700)
     except OSError:
         pass
-
-
-def _inherited_fds() -> tuple[int, ...]:
-    """Descriptors above 2 open without close-on-exec (given to us by our parent)."""
-    fds = []
-    try:
-        names = os.listdir("/proc/self/fd")
-    except OSError:
-        return ()
-    for name in names:
-        fd = int(name)
-        try:
-            if fd > 2 and os.get_inheritable(fd):
-                fds.append(fd)
-        except OSError:
-            pass  # the directory listing's own descriptor, closed by now
-    return tuple(sorted(fds))
 
 
 def _kill(pid: int, sig: int) -> None:
