@@ -14,19 +14,23 @@ from pyqmail.errstr import error_temp
 CRASHED = -1
 
 
-def start(argv: list, *, env=None, stdin: int | None = None, executable=None) -> int:
+def start(argv: list, *, env=None, stdin: int | None = None, executable=None,
+          stdout: int | None = None, pass_fds: tuple[int, ...] | None = None) -> int:
     """Start ``argv`` (searched in PATH) as a C program's fork and exec would; its pid.
 
     The child gets SIGPIPE and SIGXFSZ at their defaults, no blocked signal,
-    and the descriptors this process inherited (ours are close-on-exec).  It
-    is subprocess's vfork and exec, not os.posix_spawn: glibc 2.36's
-    posix_spawn leaves signals 32 and 33 ignored in the child.  The caller
-    waits for the pid itself.  An exec failure raises OSError here.
+    and the descriptors this process inherited (ours are close-on-exec;
+    ``pass_fds`` when the caller has listed them already).  It is
+    subprocess's vfork and exec, not os.posix_spawn: glibc 2.36's posix_spawn
+    leaves signals 32 and 33 ignored in the child.  The caller waits for the
+    pid itself.  An exec failure raises OSError here.
     """
     import subprocess
 
-    p = subprocess.Popen(argv, executable=executable, env=env, stdin=stdin, close_fds=True,
-                         pass_fds=inherited_fds(), restore_signals=True)
+    p = subprocess.Popen(argv, executable=executable, env=env, stdin=stdin, stdout=stdout,
+                         close_fds=True,
+                         pass_fds=inherited_fds() if pass_fds is None else pass_fds,
+                         restore_signals=True)
     p.returncode = 0  # we reap it with waitpid; Popen must not
     return p.pid
 

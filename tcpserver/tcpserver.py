@@ -12,9 +12,13 @@ plus the matching rule's variables, ``-v`` logs ``status``, ``pid``, ``ok`` or
 When the program is one of pyqmail's own (its path is one of our console
 scripts, or a link to one), it is imported once here and each connection's
 child calls it after the fork instead of exec'ing a new interpreter (see
-:mod:`tcpserver.preload`).  Any other program is exec'd.  Everything a child
-needs is imported before the fork and before tcpserver gives up root: the
-child of ``-u`` may not be able to read the interpreter's library.
+:mod:`tcpserver.preload`).  Any other program is exec'd: when the child would
+have nothing to look up (``-H -R -l name``), tcpserver does the child's work
+itself and vforks and execs the program (a fork of this process costs ten
+times as much); a deny or any failure still gets a forked child, which says
+what the original's would.  Everything a child needs is imported before the
+fork and before tcpserver gives up root: the child of ``-u`` may not be able
+to read the interpreter's library.
 """
 from __future__ import annotations
 
@@ -25,18 +29,18 @@ import select
 import signal
 import socket
 import stat
+import sys
 
-from pyqmail import cdb, pathexec
+from pyqmail import pathexec, spawn
 from pyqmail.errstr import exc_str
 from pyqmail.proctitle import set_title
 from pyqmail.scan import scan_ulong
 from pyqmail.sgetopt import OptError, sgetopt
 from pyqmail.strerr import Die, die, run, write2
-from tcpserver import preload, rules, tcpenv
-from tcpserver.remoteinfo import remoteinfo
+from tcpserver import preload, tcpenv
+from tcpserver.connection import DROP, Connection
 
 FATAL = "tcpserver: fatal: "
-DROP = "tcpserver: warning: dropping connection, "
 #: a banner the parent can write without ever waiting: a new socket's buffer takes it
 SHORT_BANNER = 2048
 USAGE = ("tcpserver: usage: tcpserver [ -1UXpPhHrRoOdDqQv ] [ -c limit ] [ -x rules.cdb ] "
@@ -105,16 +109,6 @@ def parse(argv: list[str]) -> tuple[Config, list[str]]:
     return c, rest
 
 
-def safe(s: str | bytes | None) -> str:
-    """A field of the ok/deny line as the original prints it: at most 100 bytes,
-    blanks, controls, non-ASCII, ``%`` and ``:`` as ``?``, ``...`` if cut."""
-    if s is None:
-        return ""
-    b = s if isinstance(s, bytes) else s.encode("utf-8", "surrogateescape")
-    out = "".join("?" if ch < 33 or ch > 126 or ch in (37, 58) else chr(ch) for ch in b[:100])
-    return out + "..." if len(b) >= 100 else out
-
-
 class Server:
     """The listening socket, the children and their count."""
 
@@ -128,6 +122,7 @@ class Server:
         self.target = None  # a preloaded program's entry point
         self.fast = False  # the parent can learn all and spawn the program itself
         self.closing: list[int] = []
+        self.inherited: tuple[int, ...] = ()
 
     def printstatus(self) -> None:
         if self.c.verbosity >= 2:
@@ -163,6 +158,10 @@ class Server:
             tcpenv.prepare_dns()
         self.fast = (self.target is None and not c.flagremotehost and c.localhost is not None
                      and not c.flagremoteinfo)
+        if self.fast:
+            # spawn.start's subprocess, loaded while we are who started us (not otherwise:
+            # it brings threading, whose at-fork hook costs each forked child page copies)
+            __import__("subprocess")
         if c.gid:
             try:
                 os.setgroups([c.gid])
@@ -207,6 +206,7 @@ class Server:
             except OSError:  # the listing's own descriptor
                 pass
         tcpenv.remember()
+        self.inherited = spawn.inherited_fds()  # what a program is given besides 0, 1, 2
 
     def reap(self) -> None:
         while True:
@@ -268,9 +268,9 @@ class Server:
             self.child(conn or Connection(self.c, t, addr))
 
     def spawn(self, conn: Connection) -> bool:
-        """Start the program with posix_spawn (vfork and exec: no copy of this
-        process), doing the child's work here; for the common case where none
-        of it can block: no names, no remote info.
+        """Start the program with vfork and exec (no copy of this process), doing
+        the child's work here; for the common case where none of it can block:
+        no names, no remote info.
 
         False if a forked child must do it (a rule denies or cannot be read,
         the program is not simply there): the child then does and says what
@@ -288,11 +288,10 @@ class Server:
             self.fork(conn.fd, (conn.remoteip, conn.remoteport), conn)
             return True
         try:
-            pid = os.posix_spawn(path, self.program, tcpenv.environment(conn.edits()),
-                                 file_actions=((os.POSIX_SPAWN_DUP2, conn.fd, 0),
-                                               (os.POSIX_SPAWN_DUP2, conn.fd, 1)),
-                                 setsigdef=(_signal.SIGCHLD, _signal.SIGTERM, _signal.SIGPIPE))
-        except (OSError, ValueError):  # the child finds out again, and says so
+            pid = spawn.start(self.program, executable=path, env=tcpenv.environment(conn.edits()),
+                              stdin=conn.fd, stdout=conn.fd, pass_fds=self.inherited)
+        except (OSError, ValueError, sys.modules["subprocess"].SubprocessError):
+            # the child finds out again, and says so
             self.fork(conn.fd, (conn.remoteip, conn.remoteport), conn)
             return True
         if self.c.verbosity >= 2:
@@ -300,24 +299,23 @@ class Server:
         return True
 
     def exec_path(self) -> str | None:
-        """The file pathexec would run now, if finding it is simple (it exists
-        and is an executable regular file); None for anything else."""
+        """The file pathexec would run now, if finding it is simple: a path, or
+        the first regular file of the name in $PATH; None for anything else.
+        (Whether it runs is for exec to say.)"""
         prog = self.program[0]
         if "/" in prog:
-            candidates = [prog]
-        elif not prog:
+            return prog
+        if not prog:
             return None
-        else:
-            path = os.environ.get("PATH", "/bin:/usr/bin")
-            candidates = [os.path.join(d or ".", prog) for d in path.split(":")]
-        for path in candidates:
+        for d in os.environ.get("PATH", "/bin:/usr/bin").split(":"):
+            path = os.path.join(d or ".", prog)
             try:
                 st = os.stat(path)
             except FileNotFoundError:
                 continue
             except OSError:
                 return None
-            return path if stat.S_ISREG(st.st_mode) and os.access(path, os.X_OK) else None
+            return path if stat.S_ISREG(st.st_mode) else None
         return None
 
     # -- the child ---------------------------------------------------------
@@ -329,7 +327,10 @@ class Server:
                 for sig in (_signal.SIGCHLD, _signal.SIGTERM, _signal.SIGPIPE):
                     _signal.signal(sig, _signal.SIG_DFL)
                 for fd in self.closing:
-                    os.close(fd)
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
                 edits = conn.doit()
                 try:
                     os.dup2(conn.fd, 0)
@@ -350,124 +351,6 @@ class Server:
                 write2(f"{DROP}unable to run {argv[0]}: {exc_str(err)}\n")
         finally:
             os._exit(111)
-
-
-class Connection:
-    """What tcpserver learns and decides about one connection, as the
-    original's child does it (:meth:`doit`), in steps the parent can take too."""
-
-    def __init__(self, c: Config, fd: int, addr: tuple[str, int]) -> None:
-        self.c = c
-        self.fd = fd
-        self.remoteip, self.remoteport = addr
-        self.localip = ""
-        self.localport = 0
-        self.localhost = c.localhost
-        self.remotehost: str | None = None
-        self.info: bytes | None = None
-        self.ruled: list[tuple[bytes, bytes]] = []
-        self.prepared = False
-        self.error: Die | None = None  # from prepare(), for the child to report
-
-    def doit(self) -> list[tuple[str, str | bytes | None]]:
-        """In the child: all of it, logged; exits 100 if a rule denies; the
-        environment edits."""
-        c = self.c
-        pid = os.getpid()
-        if c.verbosity >= 2:
-            write2(f"tcpserver: pid {pid} from {self.remoteip}\n")
-        if not self.prepared:
-            self.prepare()
-        if self.error is not None:
-            raise self.error
-        self.learn()
-        deny = self.rules()
-        if c.verbosity >= 2:
-            write2(self.line(pid, deny))
-        if deny:
-            os._exit(100)
-        return self.edits()
-
-    def prepare(self) -> None:
-        """Socket options, the banner, the local address: what the original's
-        child does first (the parent does it before spawning: a short banner
-        cannot block on a new socket).  A failure is kept in :attr:`error`."""
-        c = self.c
-        self.prepared = True
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 0, self.fd)
-        try:
-            if c.flagkillopts:
-                try:
-                    sock.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, b"")
-                except OSError:
-                    pass
-            if not c.flagdelay:
-                try:
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                except OSError:
-                    pass
-            if c.banner:
-                try:
-                    sock.sendall(c.banner.encode("utf-8", "surrogateescape"))
-                except OSError as e:
-                    self.error = Die(111, DROP + "unable to print banner: " + exc_str(e))
-                    return
-            try:
-                self.localip, self.localport = sock.getsockname()
-            except OSError as e:
-                self.error = Die(111, DROP + "unable to get local address: " + exc_str(e))
-        finally:
-            sock.detach()
-
-    def learn(self) -> None:
-        """The names of both ends and the remote info, as the options ask."""
-        c = self.c
-        if self.localhost is None:
-            self.localhost = tcpenv.name4(self.localip) or None
-        if c.flagremotehost:
-            self.remotehost = tcpenv.name4(self.remoteip) or None
-            if self.remotehost and c.flagparanoid:
-                if self.remoteip not in (tcpenv.ip4s(self.remotehost) or ()):
-                    self.remotehost = None
-        if c.flagremoteinfo:
-            self.info = remoteinfo(self.remoteip, self.remoteport, self.localip,
-                                   self.localport, c.timeout)
-
-    def edits(self) -> list[tuple[str, str | bytes | None]]:
-        """The environment edits, in the original's order."""
-        return [("PROTO", "TCP"), ("TCPLOCALIP", self.localip),
-                ("TCPLOCALPORT", str(self.localport)), ("TCPLOCALHOST", self.localhost),
-                ("TCPREMOTEIP", self.remoteip), ("TCPREMOTEPORT", str(self.remoteport)),
-                ("TCPREMOTEHOST", self.remotehost), ("TCPREMOTEINFO", self.info),
-                *self.ruled]
-
-    def line(self, pid: int, deny: bool) -> str:
-        """The ok (or deny) line of -v."""
-        return (f"tcpserver: {'deny' if deny else 'ok'} {pid} {safe(self.localhost)}:"
-                f"{safe(self.localip)}:{self.localport} {safe(self.remotehost)}:"
-                f"{safe(self.remoteip)}:{safe(self.info)}:{self.remoteport}\n")
-
-    def rules(self) -> bool:
-        """Look the connection up in the rules CDB, keep its variables; True to deny."""
-        fn = self.c.fnrules
-        if not fn:
-            return False
-        try:
-            reader = cdb.Reader(fn)
-        except OSError as e:
-            if isinstance(e, FileNotFoundError) and self.c.flagallownorules:
-                return False
-            die(111, DROP, "unable to read ", fn, ": ", exc=e)
-        try:
-            with reader:
-                data = rules.lookup(reader, self.remoteip, self.info, self.remotehost)
-        except OSError as e:  # cdb.FormatError too, with the C programs' errno
-            die(111, DROP, "unable to read ", fn, ": ", exc=e)
-        if data is None:
-            return False
-        rule = rules.parse(data)
-        self.ruled = rule.env
-        return rule.deny
 
 
 def main(argv: list[str]) -> int:
