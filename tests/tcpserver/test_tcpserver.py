@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import pwd
 import re
+import subprocess
 import select
 import shutil
 import signal
@@ -234,7 +235,10 @@ def test_program_signals(spawn, tmp_path, both, path):
         replies[name] = talk(s.port)[0]
         stop(s)
     assert replies["ours"] == replies["C"]
-    assert re.search(rb"SigIgn:\s+0+\n", replies["ours"])
+    # what a plain exec from here ignores (our caller may ignore some: CI's does)
+    plain = subprocess.run(["grep", "-E", "^SigIgn", "/proc/self/status"],
+                           capture_output=True).stdout
+    assert plain in replies["ours"]
 
 
 def test_connect_and_close_at_once(spawn, tmp_path, both):
