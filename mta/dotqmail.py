@@ -10,43 +10,11 @@ import os
 import stat
 
 from pyqmail.errstr import error_temp, exc_str
+from pyqmail.quote import quote2
 from pyqmail.strerr import Die
 
 #: conf-patrn: mode bits qmail-local refuses on the home directory and .qmail
 PATRN = 0o002
-
-# quote.c: the characters an address's local part may hold unquoted
-_OK = frozenset(b"!#$%&'*+-./0123456789=?ABCDEFGHIJKLMNOPQRSTUVWXYZ^_`"
-                b"abcdefghijklmnopqrstuvwxyz{|}~")
-
-
-def quote_need(box: bytes) -> bool:
-    if not box or any(c not in _OK for c in box):
-        return True
-    return box.startswith(b".") or box.endswith(b".") or b".." in box
-
-
-def quote(box: bytes) -> bytes:
-    """A local part as RFC 821 would have it, quoted only when needed."""
-    if not quote_need(box):
-        return box
-    out = bytearray(b'"')
-    for c in box:
-        if c in b'\r\n"\\':
-            out += b"\\"
-        out.append(c)
-    return bytes(out + b'"')
-
-
-def quote2(addr: bytes) -> bytes:
-    """quote2(): quote the part before the last ``@``."""
-    if not addr:
-        return addr
-    at = addr.rfind(b"@")
-    if at < 0:
-        return quote(addr)
-    return quote(addr[:at]) + addr[at:]
-
 
 def dtline(recipient: bytes) -> bytes:
     return b"Delivered-To: " + recipient.replace(b"\n", b"_") + b"\n"
