@@ -7,7 +7,7 @@ one, runs it on the message: exit 0 bounces, 111 defers (111), anything else
 """
 from __future__ import annotations
 
-from pyqmail.spawn import CRASHED, run_status
+from pyqmail.spawn import run_judged
 from pyqmail.strerr import die, run
 
 FATAL = "bouncesaying: fatal: "
@@ -17,15 +17,7 @@ def main(argv: list[str]) -> int:
     if len(argv) < 2:
         die(100, "bouncesaying: usage: bouncesaying error [ program [ arg ... ] ]")
     if len(argv) > 2:
-        try:
-            code = run_status(argv[2:])
-        except OSError:
-            die(111, FATAL, "wait failed")
-        if code == CRASHED:
-            die(111, FATAL, "child crashed")
-        if code == 111:
-            die(111, FATAL, "temporary child error")
-        if code != 0:
+        if run_judged(argv[2:], FATAL) != 0:
             return 0
     die(100, argv[1])
 

@@ -12,7 +12,7 @@ import _signal
 import os
 
 from pyqmail.qmailqueue import queue_stdin
-from pyqmail.spawn import CRASHED, run_status
+from pyqmail.spawn import run_judged
 from pyqmail.strerr import die, run
 
 FATAL = "condredirect: fatal: "
@@ -21,15 +21,7 @@ FATAL = "condredirect: fatal: "
 def main(argv: list[str]) -> int:
     if len(argv) < 3:
         die(100, "condredirect: usage: condredirect newaddress program [ arg ... ]")
-    try:
-        code = run_status(argv[2:])
-    except OSError:
-        die(111, FATAL, "wait failed")
-    if code == CRASHED:
-        die(111, FATAL, "child crashed")
-    if code == 111:
-        die(111, FATAL, "temporary child error")
-    if code != 0:
+    if run_judged(argv[2:], FATAL) != 0:
         return 0
     try:
         os.lseek(0, 0, os.SEEK_SET)

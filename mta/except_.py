@@ -5,7 +5,7 @@ Usage: ``except program [ arg ... ]``.  Exits 100 if the program exits 0,
 """
 from __future__ import annotations
 
-from pyqmail.spawn import CRASHED, run_status
+from pyqmail.spawn import run_judged
 from pyqmail.strerr import die, run
 
 FATAL = "except: fatal: "
@@ -14,17 +14,7 @@ FATAL = "except: fatal: "
 def main(argv: list[str]) -> int:
     if len(argv) < 2:
         die(100, "except: usage: except program [ arg ... ]")
-    try:
-        code = run_status(argv[1:])
-    except OSError:
-        die(111, FATAL, "wait failed")
-    if code == CRASHED:
-        die(111, FATAL, "child crashed")
-    if code == 0:
-        return 100
-    if code == 111:
-        die(111, FATAL, "temporary child error")
-    return 0
+    return 100 if run_judged(argv[1:], FATAL) == 0 else 0
 
 
 def cli() -> None:

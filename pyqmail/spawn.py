@@ -73,3 +73,19 @@ def run_status(argv: list[str]) -> int:
     except OSError as e:
         return 111 if error_temp(e.errno) else 100
     return wait(pid)
+
+
+def run_judged(argv: list[str], fatal: str) -> int:
+    """Run ``argv`` for condredirect, bouncesaying and except: its exit code, but
+    die 111 (with ``fatal``) if it crashed, exited 111 or could not be waited for."""
+    from pyqmail.strerr import die
+
+    try:
+        code = run_status(argv)
+    except OSError:
+        die(111, fatal, "wait failed")
+    if code == CRASHED:
+        die(111, fatal, "child crashed")
+    if code == 111:
+        die(111, fatal, "temporary child error")
+    return code
