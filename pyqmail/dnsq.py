@@ -58,6 +58,23 @@ def name4(ip: str) -> str | None:
     return None
 
 
+def name6(ip: str) -> str | None:
+    """The PTR name of IPv6 ``ip`` (under ip6.arpa) without the final dot, None if there is none."""
+    import socket
+
+    nibbles = socket.inet_pton(socket.AF_INET6, ip).hex()
+    for rr in _answer(".".join(reversed(nibbles)) + ".ip6.arpa.", "PTR"):
+        return rr.target.to_text(omit_final_dot=True)
+    return None
+
+
+def ip6(name: str) -> list[str]:
+    """The IPv6 addresses of ``name`` (its AAAA records; ``localhost`` is ::1)."""
+    if name.rstrip(".").lower() == "localhost":
+        return ["::1"]
+    return [rr.address for rr in _answer(name if name.endswith(".") else name + ".", "AAAA")]
+
+
 def ip4(name: str) -> list[str]:
     """The IPv4 addresses of ``name`` (``localhost`` is 127.0.0.1, as djb's dns_ip4)."""
     if name.rstrip(".").lower() == "localhost":

@@ -39,10 +39,23 @@ class Connection:
     """What tcpserver learns and decides about one connection, as the
     original's child does it (:meth:`doit`), in steps the parent can take too."""
 
-    def __init__(self, c: Config, fd: int, addr: tuple[str, int]) -> None:
+    def __init__(self, c: Config, fd: int, addr: tuple) -> None:
         self.c = c
         self.fd = fd
-        self.remoteip, self.remoteport = addr
+        self.addr = addr
+        self.remoteip, self.remoteport = addr[0], addr[1]
+        #: an IPv6 connection, as ucspi-tcp6 sees one (an IPv4 one on an IPv6
+        #: socket is IPv4 unless -6): PROTO=TCP6 and the TCP6 variables
+        self.v6 = False
+        self.scope = 0
+        if len(addr) > 2:
+            ip4 = None if c.flag6 else tcpenv.mapped4(addr[0])
+            if ip4 is not None:
+                self.remoteip = ip4
+            else:
+                self.v6 = True
+                self.remoteip = tcpenv.ip6_fmt(addr[0])
+                self.scope = addr[3]
         self.localip = ""
         self.localport = 0
         self.localhost = c.localhost
@@ -77,7 +90,7 @@ class Connection:
         cannot block on a new socket).  A failure is kept in :attr:`error`."""
         c = self.c
         self.prepared = True
-        sock = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM, 0, self.fd)
+        sock = _socket.socket(c.family, _socket.SOCK_STREAM, 0, self.fd)
         try:
             if c.flagkillopts:
                 try:
@@ -96,7 +109,11 @@ class Connection:
                     self.error = Die(111, DROP + "unable to print banner: " + exc_str(e))
                     return
             try:
-                self.localip, self.localport = sock.getsockname()
+                name = sock.getsockname()
+                self.localip, self.localport = name[0], name[1]
+                if len(name) > 2:
+                    ip = self.localip
+                    self.localip = tcpenv.ip6_fmt(ip) if self.v6 else tcpenv.mapped4(ip) or ip
             except OSError as e:
                 self.error = Die(111, DROP + "unable to get local address: " + exc_str(e))
         finally:
@@ -105,27 +122,51 @@ class Connection:
     def learn(self) -> None:
         """The names of both ends and the remote info, as the options ask."""
         c = self.c
+        name, ips = (tcpenv.name6, tcpenv.ip6s) if self.v6 else (tcpenv.name4, tcpenv.ip4s)
         if self.localhost is None:
-            self.localhost = tcpenv.name4(self.localip) or None
+            self.localhost = name(self.localip) or None
         if c.flagremotehost:
-            self.remotehost = tcpenv.name4(self.remoteip) or None
+            self.remotehost = name(self.remoteip) or None
             if self.remotehost and c.flagparanoid:
-                if self.remoteip not in (tcpenv.ip4s(self.remotehost) or ()):
+                if self.remoteip not in (ips(self.remotehost) or ()):
                     self.remotehost = None
         if c.flagremoteinfo:
             self.info = remoteinfo(self.remoteip, self.remoteport, self.localip,
                                    self.localport, c.timeout)
 
     def edits(self) -> list[tuple[str, str | bytes | None]]:
-        """The environment edits, in the original's order."""
+        """The environment edits, in the original's order (ucspi-tcp6's for IPv6)."""
+        if self.v6:
+            return self.edits6()
         return [("PROTO", "TCP"), ("TCPLOCALIP", self.localip),
                 ("TCPLOCALPORT", str(self.localport)), ("TCPLOCALHOST", self.localhost),
                 ("TCPREMOTEIP", self.remoteip), ("TCPREMOTEPORT", str(self.remoteport)),
                 ("TCPREMOTEHOST", self.remotehost), ("TCPREMOTEINFO", self.info),
                 *self.ruled]
 
+    def edits6(self) -> list[tuple[str, str | bytes | None]]:
+        """ucspi-tcp6's: PROTO=TCP6, each variable followed by its TCP6 twin,
+        TCP6INTERFACE (only) for a scoped (link-local) address."""
+        out: list[tuple[str, str | bytes | None]] = [("PROTO", "TCP6")]
+        for name, value in (("LOCALIP", self.localip), ("LOCALPORT", str(self.localport)),
+                            ("LOCALHOST", self.localhost)):
+            out += [("TCP" + name, value), ("TCP6" + name, value)]
+        if self.scope:
+            try:
+                out.append(("TCP6INTERFACE", _socket.if_indextoname(self.scope)))
+            except OSError:
+                pass
+        for name, value in (("REMOTEIP", self.remoteip), ("REMOTEPORT", str(self.remoteport)),
+                            ("REMOTEHOST", self.remotehost), ("REMOTEINFO", self.info)):
+            out += [("TCP" + name, value), ("TCP6" + name, value)]
+        return out + self.ruled
+
     def line(self, pid: int, deny: bool) -> str:
-        """The ok (or deny) line of -v."""
+        """The ok (or deny) line of -v (ucspi-tcp6 prints IPv6 addresses as they are)."""
+        if self.v6:
+            return (f"tcpserver: {'deny' if deny else 'ok'} {pid} {safe(self.localhost)}:"
+                    f"{self.localip}:{self.localport} {safe(self.remotehost)}:"
+                    f"{self.remoteip}:{safe(self.info)}:{self.remoteport}\n")
         return (f"tcpserver: {'deny' if deny else 'ok'} {pid} {safe(self.localhost)}:"
                 f"{safe(self.localip)}:{self.localport} {safe(self.remotehost)}:"
                 f"{safe(self.remoteip)}:{safe(self.info)}:{self.remoteport}\n")

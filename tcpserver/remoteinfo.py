@@ -15,7 +15,8 @@ def remoteinfo(remoteip: str, remoteport: int, localip: str, localport: int,
     """
     deadline = time.monotonic() + timeout
     try:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        family = socket.AF_INET6 if ":" in remoteip else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as s:
             s.bind((localip, 0))
             s.settimeout(timeout)
             s.connect((remoteip, 113))

@@ -9,6 +9,14 @@ those that timed out (one address gets x+y at once); it runs the program with
 descriptor 6 reading from the network and 7 writing to it, and PROTO,
 TCPLOCALPORT/IP/HOST, TCPREMOTEPORT/IP/HOST/INFO in its environment (a name
 the DNS has not is set empty; one it could not be asked about is removed).
+
+IPv6 as Debian's ucspi-tcp-ipv6: an IPv6 address as host or ``-i`` connects
+over IPv6 and sets PROTO=TCP6 (the other variables as for IPv4; an IPv4
+host's addresses mapped when ``-i`` is IPv6 or under ``-6``); ``-4`` keeps to
+IPv4 sockets (an IPv6 address's last four bytes, as ucspi-tcp6), ``-I
+interface`` scopes a link-local address.  A host
+name is still looked up for IPv4 only, ``0`` still means 127.0.0.1 (ucspi-tcp6:
+``::1``), and the usage message stays 0.88's.
 """
 from __future__ import annotations
 
@@ -44,6 +52,9 @@ class Config:
     iplocal = "0.0.0.0"
     portlocal = 0
     forcelocal: str | None = None
+    flag4 = False  # -4: IPv4 only (ucspi-tcp6)
+    flag6 = False  # -6: IPv6 even to an IPv4 address, as a mapped one (ucspi-tcp6)
+    interface: str | None = None  # -I: the interface of a link-local address
 
 
 def ip4_scan(s: str) -> str | None:
@@ -66,7 +77,7 @@ def parse(argv: list[str]) -> tuple[Config, list[str]]:
     """The options as tcpclient 0.88 reads them, and the arguments after them."""
     c = Config()
     try:
-        opts, rest = sgetopt(argv, "dDvqQhHrRi:p:t:T:l:")
+        opts, rest = sgetopt(argv, "46dDvqQhHrRi:p:t:T:l:I:")
     except OptError:
         raise Die(100, USAGE) from None
     for o, v in opts:
@@ -86,6 +97,14 @@ def parse(argv: list[str]) -> tuple[Config, list[str]]:
             if v[n:n + 1] == "+":
                 n += 1
             c.ctimeout = (first, scan_ulong(v[n:])[0])
+        elif o == "4": c.flag4, c.flag6 = True, False
+        elif o == "6": c.flag6, c.flag4 = True, False
+        elif o == "I": c.interface = v
+        elif o == "i" and tcpenv.is_ip6(v):
+            try:
+                c.iplocal = tcpenv.ip6_fmt(v)
+            except (OSError, ValueError):
+                raise Die(100, USAGE) from None
         elif o == "i":
             ip = ip4_scan(v)
             if ip is None:
@@ -95,10 +114,20 @@ def parse(argv: list[str]) -> tuple[Config, list[str]]:
     return c, rest
 
 
-def timeoutconn(s: socket.socket, ip: str, port: int, timeout: float) -> int:
-    """Connect the non-blocking ``s`` within ``timeout`` seconds, then make it
-    blocking; 0, or the errno of the failure (ETIMEDOUT for the deadline)."""
-    err = s.connect_ex((ip, port))
+def scope_of(c: Config) -> int:
+    """The interface index of -I (0 when none or unknown, as ucspi-tcp6)."""
+    if c.interface is None:
+        return 0
+    try:
+        return socket.if_nametoindex(c.interface)
+    except OSError:
+        return 0
+
+
+def timeoutconn(s: socket.socket, addr: tuple, timeout: float) -> int:
+    """Connect the non-blocking ``s`` to ``addr`` within ``timeout`` seconds, then
+    make it blocking; 0, or the errno of the failure (ETIMEDOUT for the deadline)."""
+    err = s.connect_ex(addr)
     if err not in (0, errno.EINPROGRESS, errno.EAGAIN):
         return err
     if err:
@@ -130,24 +159,41 @@ def connect(c: Config, addresses: list[str], port: int) -> socket.socket | None:
     for timeout in (first, second):
         retry = []
         for ip in addresses:
+            v6 = tcpenv.is_ip6(ip) and not c.flag4
             try:
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_STREAM)
                 s.setblocking(False)
             except OSError as e:
                 die(111, FATAL, "unable to create socket: ", exc=e)
             try:
-                s.bind((c.iplocal, c.portlocal))
+                if v6:
+                    local = c.iplocal
+                    if local == "0.0.0.0":
+                        local = "::"
+                    elif not tcpenv.is_ip6(local):
+                        local = "::ffff:" + local
+                    s.bind((local, c.portlocal, 0, scope_of(c)))
+                elif tcpenv.is_ip6(c.iplocal):
+                    raise OSError(errno.EAFNOSUPPORT, "")
+                else:
+                    s.bind((c.iplocal, c.portlocal))
             except OSError as e:
                 s.close()
                 die(111, FATAL, "unable to bind socket: ", exc=e)
-            err = timeoutconn(s, ip, port, timeout)
+            if v6:
+                target: tuple = (ip, port, 0, scope_of(c))
+            elif tcpenv.is_ip6(ip):  # -4: as ucspi-tcp6, an IPv6 address's last four bytes
+                target = (socket.inet_ntoa(socket.inet_pton(socket.AF_INET6, ip)[12:]), port)
+            else:
+                target = (ip, port)
+            err = timeoutconn(s, target, timeout)
             if not err:
                 return s
             s.close()
             if timeout == first and second and err == errno.ETIMEDOUT:
                 retry.append(ip)
             elif c.verbosity:
-                write2(f"{CONNECT}{ip} port {port}: {error_str(err)}\n")
+                write2(f"{CONNECT}{tcpenv.mapped4(ip) or ip} port {port}: {error_str(err)}\n")
         addresses = retry
     return None
 
@@ -180,7 +226,13 @@ def client(c: Config, args: list[str]) -> int:
     port = tcpenv.port_number(args[1], FATAL)
     if len(args) < 3:
         raise Die(100, USAGE)
-    s = connect(c, tcpenv.host_ip4s(host, FATAL), port)
+    if tcpenv.is_ip6(host):
+        addresses = tcpenv.host_ip6s(host, FATAL)
+    else:
+        addresses = tcpenv.host_ip4s(host, FATAL)
+        if c.flag6 or (tcpenv.is_ip6(c.iplocal) and not c.flag4):
+            addresses = ["::ffff:" + ip for ip in addresses]
+    s = connect(c, addresses, port)
     if s is None:
         return 111
     if not c.flagdelay:
@@ -188,25 +240,31 @@ def client(c: Config, args: list[str]) -> int:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
+    v6 = s.family == socket.AF_INET6
+    name = tcpenv.name6 if v6 else tcpenv.name4
     try:
-        localip, localport = s.getsockname()
+        localip, localport = s.getsockname()[:2]
     except OSError as e:
         die(111, FATAL, "unable to get local address: ", exc=e)
-    localhost = c.forcelocal if c.forcelocal is not None else tcpenv.name4(localip)
+    if v6:
+        localip = tcpenv.ip6_fmt(localip)
+    localhost = c.forcelocal if c.forcelocal is not None else name(localip)
     try:
-        remoteip, remoteport = s.getpeername()
+        remoteip, remoteport = s.getpeername()[:2]
     except OSError as e:
         die(111, FATAL, "unable to get remote address: ", exc=e)
+    if v6:
+        remoteip = tcpenv.ip6_fmt(remoteip)
     if c.verbosity >= 2:
         write2(f"tcpclient: connected to {remoteip} port {remoteport}\n")
-    remotehost = tcpenv.name4(remoteip) if c.flagremotehost else None
+    remotehost = name(remoteip) if c.flagremotehost else None
     info = None
     if c.flagremoteinfo:
         from tcpserver.remoteinfo import remoteinfo
 
         info = remoteinfo(remoteip, remoteport, localip, localport, c.itimeout)
     env = tcpenv.environment([
-        ("PROTO", "TCP"), ("TCPLOCALPORT", str(localport)), ("TCPLOCALIP", localip),
+        ("PROTO", "TCP6" if v6 else "TCP"), ("TCPLOCALPORT", str(localport)), ("TCPLOCALIP", localip),
         ("TCPLOCALHOST", localhost), ("TCPREMOTEPORT", str(remoteport)),
         ("TCPREMOTEIP", remoteip), ("TCPREMOTEHOST", remotehost), ("TCPREMOTEINFO", info)])
     fd = s.detach()

@@ -62,6 +62,49 @@ def host_ip4s(host: str, fatal: str) -> list[str]:
     return addrs
 
 
+def is_ip6(host: str) -> bool:
+    """True for an IPv6 address argument (as ucspi-tcp6, anything with a colon)."""
+    return ":" in host
+
+
+def ip6_fmt(ip: str) -> str:
+    """An IPv6 address as ucspi-tcp6 prints it: compressed, a mapped IPv4
+    address as ``::ffff:a.b.c.d``, no ``%scope``."""
+    ip = ip.split("%", 1)[0]
+    return socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, ip))
+
+
+def host_ip6s(host: str, fatal: str) -> list[str]:
+    """The IPv6 address of an IPv6 address argument, or die as ucspi-tcp6 does."""
+    try:
+        return [ip6_fmt(host)]
+    except (OSError, ValueError):
+        die(111, fatal, "no IP address for ", host)
+
+
+def mapped4(ip: str) -> str | None:
+    """The IPv4 address of an IPv4-mapped IPv6 address, else None."""
+    if ip.startswith("::ffff:") and "." in ip:
+        return ip[7:]
+    return None
+
+
+def name6(ip: str) -> str | None:
+    """dns_name6: the PTR name of ``ip`` ("" when it has none), None on a DNS failure."""
+    try:
+        return dnsq.name6(ip) or ""
+    except dnsq.TempError:
+        return None
+
+
+def ip6s(name: str) -> list[str] | None:
+    """The IPv6 addresses of a name found by :func:`name6`; None on a DNS failure."""
+    try:
+        return [ip6_fmt(a) for a in dnsq.ip6(name)]
+    except dnsq.TempError:
+        return None
+
+
 def name4(ip: str) -> str | None:
     """dns_name4: the PTR name of ``ip`` ("" when it has none), None on a DNS failure."""
     try:
@@ -89,7 +132,7 @@ def prepare_dns() -> None:
     import dns.resolver  # noqa: F401
 
     dnsq.resolver()
-    for rdtype in ("A", "PTR", "CNAME", "SOA", "NS", "OPT"):
+    for rdtype in ("A", "AAAA", "PTR", "CNAME", "SOA", "NS", "OPT"):
         dns.rdata.get_rdata_class(dns.rdataclass.IN, dns.rdatatype.from_text(rdtype))
     dns.message.make_query("example.", "A").to_wire()
 

@@ -9,6 +9,17 @@ plus the matching rule's variables, ``-v`` logs ``status``, ``pid``, ``ok`` or
 ``deny`` and ``end`` lines, beyond ``-c`` connections wait in the backlog, and
 ``-q`` silences every message once the options are read.
 
+IPv6 as Debian's ucspi-tcp-ipv6 (ucspi-tcp6): an IPv6 address as host
+(``::1``), ``0`` meaning ``::`` (IPv6 and IPv4 both, IPv4 alone if this
+machine has no IPv6), ``-4`` (IPv4 sockets only), ``-6`` (an IPv4
+connection described as IPv6, with mapped addresses) and ``-I interface``
+(for a link-local address).  An IPv6 connection gets PROTO=TCP6, each TCP
+variable followed by its TCP6 twin (and TCP6INTERFACE for a scoped address),
+and its addresses unescaped in the ``ok`` line.  Unlike ucspi-tcp6, an IPv4
+connection without ``-6`` gets exactly 0.88's environment and log line even
+on ``::`` (ucspi-tcp6 adds TCP6 variables with the mapped address); and the
+usage message stays 0.88's.
+
 When the program is one of pyqmail's own (its path is one of our console
 scripts, or a link to one), it is imported once here and each connection's
 child calls it after the fork instead of exec'ing a new interpreter (see
@@ -23,6 +34,7 @@ to read the interpreter's library.
 from __future__ import annotations
 
 import _signal
+import errno
 import gc
 import os
 import select
@@ -67,13 +79,17 @@ class Config:
     uid = 0
     gid = 0
     flag1 = False
+    flag4 = False  # -4: IPv4 sockets only (ucspi-tcp6)
+    flag6 = False  # -6: IPv6 environment even for IPv4 connections (ucspi-tcp6)
+    interface: str | None = None  # -I: the interface of a link-local address
+    family = socket.AF_INET  # the listening socket's, set by Server.setup
 
 
 def parse(argv: list[str]) -> tuple[Config, list[str]]:
     """The options as tcpserver 0.88 reads them, and the arguments after them."""
     c = Config()
     try:
-        opts, rest = sgetopt(argv, "dDvqQhHrR1UXx:t:u:g:l:b:B:c:pPoO")
+        opts, rest = sgetopt(argv, "46dDvqQhHrR1UXx:t:u:g:l:b:B:c:pPoOI:")
     except OptError:
         raise Die(100, USAGE) from None
     num = lambda v: scan_ulong(v)[0]  # noqa: E731
@@ -106,6 +122,9 @@ def parse(argv: list[str]) -> tuple[Config, list[str]]:
         elif o == "g": c.gid = num(v)
         elif o == "1": c.flag1 = True
         elif o == "l": c.localhost = v
+        elif o == "4": c.flag4, c.flag6 = True, False
+        elif o == "6": c.flag6, c.flag4 = True, False
+        elif o == "I": c.interface = v
     return c, rest
 
 
@@ -131,18 +150,7 @@ class Server:
     def setup(self, host: str, port: int) -> None:
         """Listen, give up root, print the port, get ready to fork (as the original's main)."""
         c = self.c
-        if host in ("", "0"):
-            host = "0.0.0.0"
-        localip = tcpenv.host_ip4s(host, FATAL)[0]
-        try:
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        except OSError as e:
-            die(111, FATAL, "unable to create socket: ", exc=e)
-        try:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((localip, port))
-        except OSError as e:
-            die(111, FATAL, "unable to bind: ", exc=e)
+        s = self.listen_socket(host, port)
         try:
             self.localport = s.getsockname()[1]
         except OSError as e:
@@ -207,6 +215,57 @@ class Server:
                 pass
         tcpenv.remember()
         self.inherited = spawn.inherited_fds()  # what a program is given besides 0, 1, 2
+
+    def listen_socket(self, host: str, port: int) -> socket.socket:
+        """The bound socket for ``host``: an IPv4 one for an IPv4 host (as
+        ucspi-tcp 0.88), an IPv6 one for an IPv6 address, for ``0`` (``::``,
+        taking IPv4 connections too, unless -4 or no IPv6 here) and for any
+        host under -6, as ucspi-tcp6."""
+        c = self.c
+        v6 = tcpenv.is_ip6(host) or c.flag6 or (host in ("", "0") and not c.flag4)
+        if c.flag4 and tcpenv.is_ip6(host):
+            die(111, FATAL, "unable to bind: ", exc=OSError(errno.EAFNOSUPPORT, ""))
+        s = None
+        if v6:
+            try:
+                s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            except OSError as e:
+                if tcpenv.is_ip6(host) or e.errno != errno.EAFNOSUPPORT:
+                    die(111, FATAL, "unable to create socket: ", exc=e)
+                v6 = False  # no IPv6 here: IPv4, as ucspi-tcp6 falls back
+        if v6:
+            if host in ("", "0"):
+                localip = "::"
+            elif tcpenv.is_ip6(host):
+                localip = tcpenv.host_ip6s(host, FATAL)[0]
+            else:
+                localip = "::ffff:" + tcpenv.host_ip4s(host, FATAL)[0]
+            scope = 0
+            if c.interface is not None:
+                try:
+                    scope = socket.if_nametoindex(c.interface)
+                except OSError:
+                    scope = 0
+            addr: tuple = (localip, port, 0, scope)
+            c.family = socket.AF_INET6
+        else:
+            if host in ("", "0"):
+                host = "0.0.0.0"
+            localip = tcpenv.host_ip4s(host, FATAL)[0]
+            try:
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            except OSError as e:
+                die(111, FATAL, "unable to create socket: ", exc=e)
+            addr = (localip, port)
+            c.family = socket.AF_INET
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if v6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            s.bind(addr)
+        except OSError as e:
+            die(111, FATAL, "unable to bind: ", exc=e)
+        return s
 
     def reap(self) -> None:
         while True:
@@ -285,14 +344,14 @@ class Server:
             return False
         conn.prepare()
         if conn.error is not None:
-            self.fork(conn.fd, (conn.remoteip, conn.remoteport), conn)
+            self.fork(conn.fd, conn.addr, conn)
             return True
         try:
             pid = spawn.start(self.program, executable=path, env=tcpenv.environment(conn.edits()),
                               stdin=conn.fd, stdout=conn.fd, pass_fds=self.inherited)
         except (OSError, ValueError, sys.modules["subprocess"].SubprocessError):
             # the child finds out again, and says so
-            self.fork(conn.fd, (conn.remoteip, conn.remoteport), conn)
+            self.fork(conn.fd, conn.addr, conn)
             return True
         if self.c.verbosity >= 2:
             write2(f"tcpserver: pid {pid} from {conn.remoteip}\n{conn.line(pid, False)}")
