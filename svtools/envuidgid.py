@@ -5,9 +5,9 @@ the caller (``setuidgid`` is the one that switches).
 """
 from __future__ import annotations
 
-import pwd
 
 from pyqmail import pathexec
+from pyqmail.accounts import getpw
 from pyqmail.strerr import die, run
 
 FATAL = "envuidgid: fatal: "
@@ -19,10 +19,7 @@ def main(argv: list[str]) -> int:
     if len(argv) < 3:
         die(100, USAGE)
     account, child = argv[1], argv[2:]
-    try:
-        pw = pwd.getpwnam(account)
-    except KeyError:
-        die(111, FATAL, "unknown account ", account)
+    pw = getpw(account, FATAL)
     env = pathexec.environ_with([b"GID=%d" % pw.pw_gid, b"UID=%d" % pw.pw_uid])
     pathexec.chain(FATAL, child, env)
 

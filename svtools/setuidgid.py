@@ -7,9 +7,9 @@ then the uid, and execs ``child``.  Only root can use it.
 from __future__ import annotations
 
 import os
-import pwd
 
 from pyqmail import pathexec
+from pyqmail.accounts import getpw
 from pyqmail.strerr import die, run
 
 FATAL = "setuidgid: fatal: "
@@ -21,11 +21,7 @@ def main(argv: list[str]) -> int:
     if len(argv) < 3:
         die(100, USAGE)
     account, child = argv[1], argv[2:]
-    try:
-        pw = pwd.getpwnam(account)
-    except KeyError:
-        die(111, FATAL, "unknown account ", account)
-    env = pathexec.environ()  # while /proc/self/environ is still ours to read
+    pw = getpw(account, FATAL)
     try:
         os.setgroups([pw.pw_gid])
         os.setgid(pw.pw_gid)
@@ -35,7 +31,7 @@ def main(argv: list[str]) -> int:
         os.setuid(pw.pw_uid)
     except OSError as e:
         die(111, FATAL, "unable to setuid: ", exc=e)
-    pathexec.chain(FATAL, child, env)
+    pathexec.chain(FATAL, child)
 
 
 def cli() -> None:
