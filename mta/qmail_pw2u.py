@@ -27,6 +27,7 @@ import sys
 from pyqmail import control
 from pyqmail.sgetopt import OptError, sgetopt
 from pyqmail.strerr import die, run
+from pyqmail.scan import scan_ulong
 
 FATAL = "qmail-pw2u: fatal: "
 ALIAS = b"alias"
@@ -113,7 +114,7 @@ class Pw2u:
         if len(fields) < 7:  # user, passwd, uid, gid, gecos, home, then a colon
             return
         user, _, uidstr, gidstr, _, home = fields[:6]
-        uid = _ulong(uidstr)
+        uid = scan_ulong(uidstr)[0]
         if not uid:
             return
         if self.noupper and any(65 <= c <= 90 for c in user):
@@ -173,16 +174,6 @@ class Pw2u:
                 sys.stdout.buffer.write(data)
             except OSError:
                 die(111, FATAL, "unable to write output")
-
-
-def _ulong(s: bytes) -> int:
-    """The leading digits of ``s`` as a number, as scan_ulong."""
-    n = 0
-    for c in s:
-        if not 48 <= c <= 57:
-            break
-        n = n * 10 + c - 48
-    return n
 
 
 def _open_users(name: str) -> int | None:

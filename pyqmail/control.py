@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 
+from pyqmail.scan import scan_ulong
+
 DEFAULT_HOME = "/var/qmail"
 
 
@@ -57,10 +59,8 @@ def readint(name: str, default: int) -> int:
     text = readline(name)
     if text is None:
         return default
-    n = 0
-    while n < len(text) and text[n].isdigit():
-        n += 1
-    return int(text[:n]) if n else default
+    value, n = scan_ulong(text)
+    return value if n else default
 
 
 def readlines(name: str, *, flagme: bool = False) -> list[str]:

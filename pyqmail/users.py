@@ -21,6 +21,7 @@ import os
 from typing import NamedTuple
 
 from pyqmail import cdb, control
+from pyqmail.scan import scan_ulong
 
 #: qmail-lspawn's exit codes for its child (qlx.h)
 QLX_USAGE = 112
@@ -87,16 +88,6 @@ def lookup(local: bytes | str, path: str | None = None) -> bytes | None:
     return None
 
 
-def _ulong(s: bytes) -> int:
-    """The leading digits of ``s`` as a number (0 if none), as scan_ulong."""
-    n = 0
-    for c in s:
-        if not 48 <= c <= 57:
-            break
-        n = n * 10 + c - 48
-    return n
-
-
 def parse(nughde: bytes) -> Assignment | None:
     """Split a users/cdb or qmail-getpw answer as qmail-lspawn does; None if
     it has fewer than five NULs (qmail-lspawn's "internal bug", QLX_USAGE)."""
@@ -105,4 +96,4 @@ def parse(nughde: bytes) -> Assignment | None:
         return None
     user, uid, gid, home, dash, rest = parts
     ext = rest.split(b"\0", 1)[0]
-    return Assignment(user, _ulong(uid), _ulong(gid), home, dash, ext)
+    return Assignment(user, scan_ulong(uid)[0], scan_ulong(gid)[0], home, dash, ext)
