@@ -116,3 +116,16 @@ def kill_tree(proc: subprocess.Popen) -> None:
     except OSError:
         pass
     proc.wait(timeout=10)
+
+
+def account_cmd(args: list[str]) -> None:
+    """Run useradd/userdel/groupadd..., retrying while another worker holds the
+    /etc/passwd lock; raise on any other failure."""
+    for _ in range(50):
+        p = subprocess.run(args, capture_output=True, text=True)
+        if p.returncode == 0:
+            return
+        if "lock" not in p.stderr:
+            raise RuntimeError(f"{args}: {p.stderr}")
+        time.sleep(0.1)
+    raise RuntimeError(f"{args}: {p.stderr}")

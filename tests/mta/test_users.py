@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import pwd
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 
 from pyqmail import cdb, users
 from tests import reference
-from tests.helpers import ours
+from tests.helpers import ours, account_cmd
 
 ASSIGN = b"""\
 =joe:joe:1001:100:/home/joe:::
@@ -179,18 +178,6 @@ def test_lookup_trouble(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 # qmail-getpw, with throw-away system accounts
 
-def _retry(args: list[str]) -> None:
-    """useradd and friends take a lock on /etc/passwd: other workers may hold it."""
-    for _ in range(50):
-        p = subprocess.run(args, capture_output=True, text=True)
-        if p.returncode == 0:
-            return
-        if "lock" not in p.stderr:
-            raise RuntimeError(f"{args}: {p.stderr}")
-        time.sleep(0.1)
-    raise RuntimeError(f"{args}: {p.stderr}")
-
-
 @pytest.fixture(scope="module")
 def account(tmp_path_factory: pytest.TempPathFactory):
     """A system account whose home exists and is its own."""
@@ -198,13 +185,13 @@ def account(tmp_path_factory: pytest.TempPathFactory):
     name = f"pyqu{uuid.uuid4().hex[:8]}"
     homedir = tmp_path_factory.mktemp("home") / name
     homedir.mkdir()
-    _retry(["useradd", "-r", "-M", "-U", "-d", str(homedir), "-s", "/usr/sbin/nologin", name])
+    account_cmd(["useradd", "-r", "-M", "-U", "-d", str(homedir), "-s", "/usr/sbin/nologin", name])
     try:
         pw = pwd.getpwnam(name)
         os.chown(homedir, pw.pw_uid, pw.pw_gid)
         yield pw
     finally:
-        _retry(["userdel", name])
+        account_cmd(["userdel", name])
         subprocess.run(["groupdel", name], capture_output=True)
 
 
@@ -242,11 +229,11 @@ def alias(account: pwd.struct_passwd, tmp_path_factory: pytest.TempPathFactory):
     r = getpw("nosuchuser", home)
     assert (r.returncode, r.stdout) == (116, b"")  # QLX_NOALIAS
     aliashome = tmp_path_factory.mktemp("alias")
-    _retry(["useradd", "-r", "-M", "-U", "-d", str(aliashome), "-s", "/usr/sbin/nologin", "alias"])
+    account_cmd(["useradd", "-r", "-M", "-U", "-d", str(aliashome), "-s", "/usr/sbin/nologin", "alias"])
     try:
         yield pwd.getpwnam("alias")
     finally:
-        _retry(["userdel", "alias"])
+        account_cmd(["userdel", "alias"])
         subprocess.run(["groupdel", "alias"], capture_output=True)
 
 

@@ -22,7 +22,7 @@ from typing import Callable
 
 import pytest
 
-from tests.helpers import OURS, Result, cmd, wait_for
+from tests.helpers import OURS, Result, cmd, wait_for, account_cmd
 
 #: the environment every scenario starts from (env -i, more or less)
 ENV = {"PATH": "/usr/bin:/bin", "HOME": "/", "LANG": "C", "UID": "7", "ZZ": "last"}
@@ -45,34 +45,22 @@ class Account:
     gid: int
 
 
-def _retry(args: list[str]) -> None:
-    """useradd and friends take a lock on /etc/passwd: other workers may hold it."""
-    for _ in range(50):
-        p = subprocess.run(args, capture_output=True, text=True)
-        if p.returncode == 0:
-            return
-        if "lock" not in p.stderr:
-            raise RuntimeError(f"{args}: {p.stderr}")
-        time.sleep(0.1)
-    raise RuntimeError(f"{args}: {p.stderr}")
-
-
 @pytest.fixture(scope="module")
 def account():
     """A system account with its own group and one supplementary group."""
     assert os.geteuid() == 0, "these tests run as root (CI does)"
     tag = uuid.uuid4().hex[:8]
     name, extra = f"pyqt{tag}", f"pyqg{tag}"
-    _retry(["groupadd", "-r", extra])
+    account_cmd(["groupadd", "-r", extra])
     try:
-        _retry(["useradd", "-r", "-M", "-U", "-d", "/nonexistent", "-s", "/usr/sbin/nologin",
+        account_cmd(["useradd", "-r", "-M", "-U", "-d", "/nonexistent", "-s", "/usr/sbin/nologin",
                 "-G", extra, name])
         try:
             import pwd
             pw = pwd.getpwnam(name)
             yield Account(name, name, extra, pw.pw_uid, pw.pw_gid)
         finally:
-            _retry(["userdel", name])
+            account_cmd(["userdel", name])
     finally:
         subprocess.run(["groupdel", extra], capture_output=True)
         subprocess.run(["groupdel", name], capture_output=True)
