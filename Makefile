@@ -1,7 +1,9 @@
 # pyqmail: two commands for a fresh machine with Python 3.11.
 #   make run    the main job: svscan supervising the example services in .scratch/
 #   make test   the whole test suite
-PYTHON ?= python3.11
+# a system-wide interpreter when there is one: the qmail accounts and the test
+# accounts must be able to run our programs, and a pyenv under /root is not theirs
+PYTHON ?= $(shell test -x /usr/bin/python3.11 && echo /usr/bin/python3.11 || echo python3.11)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed

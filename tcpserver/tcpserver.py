@@ -23,7 +23,7 @@ usage message stays 0.88's.
 When the program is one of pyqmail's own (its path is one of our console
 scripts, or a link to one), it is imported once here and each connection's
 child calls it after the fork instead of exec'ing a new interpreter (see
-:mod:`tcpserver.preload`).  Any other program is exec'd: when the child would
+:mod:`pyqmail.preload`).  Any other program is exec'd: when the child would
 have nothing to look up (``-H -R -l name``), tcpserver does the child's work
 itself and vforks and execs the program (a fork of this process costs ten
 times as much); a deny or any failure still gets a forked child, which says
@@ -43,13 +43,13 @@ import socket
 import stat
 import sys
 
-from pyqmail import pathexec, spawn
+from pyqmail import pathexec, preload, spawn
 from pyqmail.errstr import exc_str
 from pyqmail.proctitle import set_title
 from pyqmail.scan import scan_ulong
 from pyqmail.sgetopt import OptError, sgetopt
 from pyqmail.strerr import Die, die, run, write2
-from tcpserver import preload, tcpenv
+from tcpserver import tcpenv
 from tcpserver.connection import DROP, Connection
 
 FATAL = "tcpserver: fatal: "

@@ -8,8 +8,23 @@ from pathlib import Path
 
 import pytest
 
-from tests import reference
+from tests import qmailaccounts, reference
 from tests.helpers import kill_tree, ours, wait_for
+
+
+_made_accounts: dict | None = None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """As root, qmail's accounts exist for the whole run (made here if missing)."""
+    global _made_accounts
+    if not hasattr(session.config, "workerinput"):
+        _made_accounts = qmailaccounts.make()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _made_accounts is not None:
+        qmailaccounts.remove(_made_accounts)
 
 
 @pytest.fixture(scope="session")

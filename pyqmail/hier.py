@@ -1,0 +1,67 @@
+"""qmail's queue tree as hier.c makes it: directories, owners, modes.
+
+``make_queue`` lays out ``QMAILHOME/queue`` (and our ``run/`` for the queue
+service's socket) as qmail's installer does.  As root the owners are
+qmail's accounts; otherwise everything belongs to the caller, who then
+runs the whole system as himself (tests, the quick start).
+"""
+from __future__ import annotations
+
+import os
+
+from pyqmail import qmailids as ids
+from pyqmail.fsutil import fifo_make
+from pyqmail.queue import SPLIT
+
+Q, S, R = ids.QMAILQ, ids.QMAILS, ids.QMAILR
+
+#: (path under QMAILHOME, owner, mode, split?) in hier.c's order
+DIRS = (
+    ("queue", Q, 0o750, False),
+    ("queue/pid", Q, 0o700, False),
+    ("queue/intd", Q, 0o700, False),
+    ("queue/todo", Q, 0o750, False),
+    ("queue/bounce", S, 0o700, False),
+    ("queue/mess", Q, 0o750, True),
+    ("queue/info", S, 0o700, True),
+    ("queue/local", S, 0o700, True),
+    ("queue/remote", S, 0o700, True),
+    ("queue/lock", Q, 0o750, False),
+    ("run", Q, 0o755, False),
+)
+
+
+def _own(path: str, owner: str) -> None:
+    if ids.privileged():
+        os.chown(path, ids.run_uid(owner), ids.run_gid(ids.GROUP_QMAIL))
+
+
+def _dir(path: str, owner: str, mode: int) -> None:
+    os.makedirs(path, exist_ok=True)
+    _own(path, owner)
+    os.chmod(path, mode)
+
+
+def make_queue(home: str) -> None:
+    """Create (or repair) the queue under ``home``; existing contents are kept."""
+    for name, owner, mode, split in DIRS:
+        path = os.path.join(home, name)
+        _dir(path, owner, mode)
+        if split:
+            for i in range(SPLIT):
+                _dir(os.path.join(path, str(i)), owner, mode)
+    lock = os.path.join(home, "queue", "lock")
+    tcpto = os.path.join(lock, "tcpto")
+    if not os.path.exists(tcpto):
+        with open(tcpto, "wb") as f:
+            f.write(b"\0" * 1024)
+    _own(tcpto, R)
+    os.chmod(tcpto, 0o644)
+    mutex = os.path.join(lock, "sendmutex")
+    open(mutex, "ab").close()
+    _own(mutex, S)
+    os.chmod(mutex, 0o600)
+    trigger = os.path.join(lock, "trigger")
+    fifo_make(trigger, 0o622)
+    _own(trigger, S)
+    os.chmod(trigger, 0o622)
