@@ -60,10 +60,8 @@ def userext(local: bytes) -> tuple[pwd.struct_passwd, bytes, bytes] | None:
         ext -= 1
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) < 2:
-        return 100
-    local = os.fsencode(argv[1])
+def answer(local: bytes) -> bytes | int:
+    """qmail-getpw's answer for ``local``, or its exit code (QLX_NOALIAS)."""
     found = userext(local)
     if found is None:
         pw = _getpwnam(ALIAS.encode())
@@ -72,8 +70,16 @@ def main(argv: list[str]) -> int:
         dash, ext = b"-", local
     else:
         pw, dash, ext = found
-    out = b"\0".join([os.fsencode(pw.pw_name), str(pw.pw_uid).encode(),
-                      str(pw.pw_gid).encode(), os.fsencode(pw.pw_dir), dash, ext, b""])
+    return b"\0".join([os.fsencode(pw.pw_name), str(pw.pw_uid).encode(),
+                       str(pw.pw_gid).encode(), os.fsencode(pw.pw_dir), dash, ext, b""])
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2:
+        return 100
+    out = answer(os.fsencode(argv[1]))
+    if isinstance(out, int):
+        return out
     try:
         write_all(1, out)
     except OSError:

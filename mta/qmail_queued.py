@@ -7,7 +7,8 @@ would, recording the caller's uid and pid as the kernel reports them, and
 answers with qmail-queue's exit code.  Worker threads take connections in
 parallel, so the fsyncs of several messages overlap.
 
-A second copy refuses to start (``run/qmail-queued.lock``).  SIGTERM stops
+When fd 0 is a pipe (qmail-start gives it one that qmail-send holds), the
+service exits when the pipe ends.  A second copy refuses to start (``run/qmail-queued.lock``).  SIGTERM stops
 it at once: a message not yet answered is not in the queue (what is left of
 it is cleaned up later, as after a crash of qmail-queue).
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 import threading
 
 from pyqmail import control, enqueue, queueproto
@@ -80,8 +82,26 @@ def listen(path: str) -> socket.socket:
     return s
 
 
+def watch_parent() -> None:
+    """Exit when the pipe on fd 0 ends: qmail-send, which holds it, is gone."""
+    while True:
+        try:
+            if not os.read(0, 512):
+                break
+        except InterruptedError:
+            continue
+        except OSError:
+            break
+    os._exit(0)
+
+
 def main(argv: list[str]) -> int:
     os.umask(0o033)
+    try:
+        if stat.S_ISFIFO(os.fstat(0).st_mode):
+            threading.Thread(target=watch_parent, daemon=True).start()
+    except OSError:
+        pass
     path = queueproto.socket_path()
     try:
         os.chdir(control.path("queue"))
