@@ -121,10 +121,10 @@ def main(argv: list[str]) -> int:
 
     _local_cli = qmail_local.cli
     try:
-        owner = qmailids.run_uid(qmailids.QMAILQ)
         os.chdir(control.qmail_home())
+        owner = os.stat("queue").st_uid  # qmailq, who owns the queue
         os.chdir("queue/mess")
-    except (OSError, qmailids.MissingId):
+    except OSError:
         return 111
     return spawner.Spawner(spawn, report, 3000, owner).loop()
 

@@ -96,10 +96,10 @@ def main(argv: list[str]) -> int:
 
         _remote = qmail_remote.cli
     try:
-        owner = qmailids.run_uid(qmailids.QMAILQ)
         os.chdir(control.qmail_home())
+        owner = os.stat("queue").st_uid  # qmailq, who owns the queue
         os.chdir("queue/mess")
-    except (OSError, qmailids.MissingId):
+    except OSError:
         return 111
     try:  # tcpto_clean
         fd = os.open("../lock/tcpto", os.O_WRONLY)

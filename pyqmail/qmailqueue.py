@@ -2,7 +2,11 @@
 envelope (``Fsender\\0``, ``Trecip\\0``..., ``\\0``) on its fd 1.
 
 The program is ``$QMAILQUEUE`` if set, else ``bin/qmail-queue``, run in the
-qmail home directory (a relative name is taken from there).  :meth:`Queue.close`
+qmail home directory (a relative name is taken from there).  When that is
+our own qmail-queue and we are neither root nor the queue's owner, it would
+only pass the message on to the queue service: we talk to the service
+directly instead of starting it (the service records our pid, which is then
+the "qp").  :meth:`Queue.close`
 returns qmail.c's answer: ``""`` for success, else ``D`` (permanent) or ``Z``
 (temporary) and the text.  Callers must ignore SIGPIPE, as qmail's do, so a
 queue that quits early shows as an error and not as a dead caller.
@@ -45,6 +49,21 @@ def program() -> str:
     return os.path.join(control.qmail_home(), os.environ.get("QMAILQUEUE") or "bin/qmail-queue")
 
 
+def _via_service(prog: str) -> bool:
+    """True if ``prog`` is our qmail-queue and would hand the message to the service."""
+    if os.environ.get("QMAILQUEUE") or os.geteuid() == 0:
+        return False
+    from pyqmail import preload, queueproto
+
+    try:
+        if os.geteuid() == queueproto.queue_owner():
+            return False
+    except OSError:
+        return False
+    target = preload.find(prog)
+    return target is not None and target.__module__ == "mta.qmail_queue"
+
+
 class Queue:
     """One message on its way into the queue (qmail_open ... qmail_close)."""
 
@@ -52,6 +71,22 @@ class Queue:
         """Start qmail-queue (qmail_open); OSError if the pipes or fork fail."""
         prog = program()
         home = control.qmail_home()
+        self.flagerr = False
+        self._buf: list[bytes] = []
+        self.client = None
+        self.inproc = _via_service(prog)
+        if self.inproc:
+            from pyqmail import queueproto
+
+            self.pid = os.getpid()
+            self.fdm = self.fde = -1
+            try:
+                self.client = queueproto.Client()
+            except OSError:
+                self.code = queueproto.NOCONNECT
+            else:
+                self.code = None
+            return
         mr, mw = os.pipe()
         try:
             er, ew = os.pipe()
@@ -83,8 +118,6 @@ class Queue:
         os.close(mr)
         os.close(er)
         self.fdm, self.fde = mw, ew
-        self.flagerr = False
-        self._buf: list[bytes] = []
 
     @property
     def qp(self) -> int:
@@ -98,6 +131,10 @@ class Queue:
         """Send part of the message."""
         if self.flagerr or not data:
             return
+        if self.inproc:
+            if self.client is not None:
+                self.client.put(data)
+            return
         try:
             write_all(self.fdm if self.fdm >= 0 else self.fde, data)
         except OSError:
@@ -105,7 +142,10 @@ class Queue:
 
     def sender(self, addr: bytes) -> None:
         """End the message and send the envelope sender (qmail_from)."""
-        os.close(self.fdm)
+        if self.client is not None:
+            self.client.end_message()
+        if self.fdm >= 0:
+            os.close(self.fdm)
         self.fdm = -1
         self._buf.append(b"F" + addr + b"\0")
 
@@ -118,6 +158,12 @@ class Queue:
             os.close(self.fdm)
             self.fdm = -1
         self._buf.append(b"\0")
+        if self.inproc:  # the queue service, directly
+            if self.client is not None:
+                self.client.envelope(b"".join(self._buf))
+                self.code = self.client.finish()
+                self.client = None
+            return answer(self.code, self.flagerr)
         self.put(b"".join(self._buf))
         os.close(self.fde)
         while True:
@@ -128,14 +174,18 @@ class Queue:
                 return "Zqq waitpid surprise (#4.3.0)"
         if os.WIFSIGNALED(wstat):
             return "Zqq crashed (#4.3.0)"
-        code = os.WEXITSTATUS(wstat)
-        if code == 0:
-            return "Zqq read error (#4.3.0)" if self.flagerr else ""
-        if code in _EXIT:
-            return _EXIT[code]
-        if 11 <= code <= 40:
-            return "Dqq permanent problem (#5.3.0)"
-        return "Zqq temporary problem (#4.3.0)"
+        return answer(os.WEXITSTATUS(wstat), self.flagerr)
+
+
+def answer(code: int, flagerr: bool) -> str:
+    """qmail_close's text for qmail-queue's exit code: ``""``, or D/Z and the text."""
+    if code == 0:
+        return "Zqq read error (#4.3.0)" if flagerr else ""
+    if code in _EXIT:
+        return _EXIT[code]
+    if 11 <= code <= 40:
+        return "Dqq permanent problem (#5.3.0)"
+    return "Zqq temporary problem (#4.3.0)"
 
 
 def queue_stdin(fatal: str, sender: bytes, dtline: bytes, recips: list[bytes]) -> int:
