@@ -85,8 +85,10 @@ class MailSystem:
         self.box, self._unbox = make_mailbox(self.base)
         if os.geteuid() != 0:
             (self.home / "users").mkdir()
-            self.assign(f"={self.box.name}:{self.box.name}:{self.box.uid}:{self.box.gid}:"
-                        f"{self.box.home}:::\n")
+            # the mailbox, and (as the alias user would) every other local part
+            b = self.box
+            self.assign(f"={b.name}:{b.name}:{b.uid}:{b.gid}:{b.home}:::\n"
+                        f"+:{b.name}:{b.uid}:{b.gid}:{b.home}:-::\n")
         self.log = self.base / "send.log"
         self.proc: subprocess.Popen | None = None
         self.env = {**os.environ, "QMAILHOME": str(self.home)}
