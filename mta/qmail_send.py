@@ -8,6 +8,11 @@ hands each recipient to the local or remote channel within
 concurrencylocal/concurrencyremote, retries temporary failures on qmail's
 schedule, bounces permanent ones (QSBMF), and removes messages once done.
 
+Beyond qmail: when fd 7 is a pipe (qmail-start makes it one whose other end
+only the queue service holds), its end means the queue service is gone;
+qmail-send then finishes its deliveries and exits, for supervise to start
+everything again.
+
 Signals: TERM finishes the deliveries under way and exits; ALRM retries
 everything now; HUP rereads ``locals`` and ``virtualdomains``.
 """
@@ -100,6 +105,7 @@ class Send:
         self.trigger = -1
         self.cleanupiter = None
         self.cleanuptime = int(time.time())
+        self.queued = -1
 
     # -- qmail-clean ---------------------------------------------------------------
     def clean(self, names: list[str]) -> list[bytes] | None:
@@ -500,6 +506,8 @@ class Send:
                         wfds.append(CHANFDOUT[c])
             if not self.exitasap and self.trigger >= 0:
                 rfds.append(self.trigger)
+            if self.queued >= 0:
+                rfds.append(self.queued)
             timeout = 0 if wake <= self.recent else wake - self.recent + SLEEP_FUZZ
             try:
                 r, w, _ = select.select(rfds, wfds, [], timeout)
@@ -508,6 +516,8 @@ class Send:
                 continue
             if sigfd in r:
                 self.signals(sigfd)
+            if self.queued in r:
+                self.queued_died()
             self.recent = int(time.time())
             for c in (0, 1):
                 if CHANFDOUT[c] in w and self.spawnalive[c]:
@@ -521,6 +531,19 @@ class Send:
             for c in (0, 1):  # start writing new commands at once
                 if self.comm[c] and self.spawnalive[c]:
                     self.comm_do(c)
+
+    def queued_died(self) -> None:
+        try:
+            if os.read(self.queued, 512):
+                return
+        except BlockingIOError:
+            return
+        except OSError:
+            pass
+        log("alert: oh no! lost qmail-queued connection! dying...\n")
+        os.close(self.queued)
+        self.queued = -1
+        self.exitasap = True
 
     def signals(self, sigfd: int) -> None:
         try:
@@ -578,6 +601,13 @@ def main(argv: list[str]) -> int:
         log("alert: cannot start: qmail-send is already running\n")
         return 111
     s = Send(ctl)
+    try:
+        import stat
+        if stat.S_ISFIFO(os.fstat(7).st_mode):
+            s.queued = 7
+            os.set_blocking(7, False)
+    except OSError:
+        pass
     for c in (0, 1):
         while True:
             try:

@@ -8,8 +8,11 @@ on 3/4, to qmail-clean on 5/6, and logs on fd 0, which is our stdout or,
 with a logger, a pipe to ``logger arg ...`` run as qmaill.  This process
 becomes qmail-send.
 
-Beyond qmail, it also starts the queue service, qmail-queued (as qmailq),
-which ends when qmail-send does (it watches a pipe qmail-send holds).
+Beyond qmail, it also starts the queue service, qmail-queued (as qmailq).
+The two watch each other through pipes: qmail-queued ends when qmail-send
+does, and qmail-send (given the other pipe's read end as fd 7) finishes its
+deliveries and exits when qmail-queued is gone, so that supervise starts
+the whole again.
 
 qmail's programs are started as forks of this already-loaded process that
 call their ``main``, with the argv, descriptors, ids, directory and umask
@@ -60,6 +63,8 @@ def _child(uid: int | None, gid: int | None, stdin: int, stdout: int, target, ar
                     os.close(fd)
                 except OSError:
                     pass
+        if also is not None:
+            os.set_inheritable(also, True)  # kept open through the exec-like call
         preload.call(target, argv, None)
     finally:
         os._exit(111)
@@ -115,7 +120,7 @@ def main(argv: list[str]) -> int:
             os.close(r)
             os.dup2(w, 1)
             os.close(w)
-        p = [os.pipe() for _ in range(7)]
+        p = [os.pipe() for _ in range(8)]
     except OSError:
         return 111
     flat = [fd for pair in p for fd in pair]
@@ -125,7 +130,7 @@ def main(argv: list[str]) -> int:
         _child(uidr, None, p[3][0], p[4][1], qmail_rspawn.cli, ["qmail-rspawn"], flat)
         _child(uidq, None, p[5][0], p[6][1], qmail_clean.cli, ["qmail-clean"], flat)
         # the queue service: stdin the pipe qmail-send holds, output to the log
-        _child(uidq, None, p[0][0], 1, qmail_queued.cli, ["qmail-queued"], flat)
+        _child(uidq, None, p[0][0], 1, qmail_queued.cli, ["qmail-queued"], flat, also=p[7][1])
         if ids.privileged():
             os.setuid(uids)
         _fd_copy(0, 1)
@@ -135,13 +140,15 @@ def main(argv: list[str]) -> int:
         _fd_copy(4, p[4][0])
         _fd_copy(5, p[5][1])
         _fd_copy(6, p[6][0])
-        _fd_copy(7, p[0][1])
+        _fd_copy(7, p[7][0])
+        _fd_copy(8, p[0][1])
     except OSError:
         return 111
     for fd in flat:
-        if fd > 7:
+        if fd > 8:
             os.close(fd)
-    os.set_inheritable(7, False)  # held by qmail-send alone, never passed on
+    for fd in (7, 8):  # held by qmail-send alone, never passed on
+        os.set_inheritable(fd, False)
     preload.call(qmail_send.cli, ["qmail-send"], None, close=[])
     return 111
 

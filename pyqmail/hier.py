@@ -65,3 +65,34 @@ def make_queue(home: str) -> None:
     fifo_make(trigger, 0o622)
     _own(trigger, S)
     os.chmod(trigger, 0o622)
+
+
+#: the programs qmail runs by path from QMAILHOME/bin, and those a guide's run
+#: scripts name there
+BIN = ("qmail-queue", "qmail-local", "qmail-remote", "qmail-getpw", "qmail-inject",
+       "sendmail", "qmail-send", "qmail-start", "qmail-clean", "qmail-lspawn",
+       "qmail-rspawn", "qmail-queued", "qmail-smtpd", "qmail-popup", "qmail-pop3d",
+       "qmail-qread", "qmail-qstat", "qmail-showctl", "qmail-newu", "qmail-pw2u",
+       "qmail-tcpto", "qmail-tcpok", "forward", "preline", "condredirect", "bouncesaying",
+       "except", "maildirmake", "maildir2mbox", "splogger", "dot-forward", "fastforward")
+
+
+def make_home(home: str, me: str, bindir: str) -> None:
+    """A whole qmail tree under ``home`` for host ``me``: ``bin/`` linking to our
+    programs in ``bindir``, ``control/me`` and ``control/locals`` (kept if
+    present), and the queue."""
+    os.makedirs(os.path.join(home, "control"), exist_ok=True)
+    os.makedirs(os.path.join(home, "bin"), exist_ok=True)
+    os.chmod(home, 0o755)
+    for prog in BIN:
+        src = os.path.join(bindir, prog)
+        dst = os.path.join(home, "bin", prog)
+        if os.path.exists(src) and not os.path.lexists(dst):
+            os.symlink(src, dst)
+    for name in ("me", "locals"):
+        path = os.path.join(home, "control", name)
+        if not os.path.exists(path):
+            with open(path, "w") as f:
+                f.write(me + "\n")
+            os.chmod(path, 0o644)
+    make_queue(home)
