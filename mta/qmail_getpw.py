@@ -35,10 +35,14 @@ def _getpwnam(name: bytes) -> pwd.struct_passwd | None:
         return None
 
 
+class NfsFailure(Exception):
+    """A home directory could not be checked, for a temporary reason (QLX_NFS)."""
+
+
 def userext(local: bytes) -> tuple[pwd.struct_passwd, bytes, bytes] | None:
     """(account, dash, extension) for ``local``, or None if no account fits.
 
-    Exits QLX_NFS when a home directory's stat fails temporarily.
+    Raises :class:`NfsFailure` when a home directory's stat fails temporarily.
     """
     ext = len(local)
     while True:
@@ -49,7 +53,7 @@ def userext(local: bytes) -> tuple[pwd.struct_passwd, bytes, bytes] | None:
                     st = os.stat(pw.pw_dir)
                 except OSError as e:
                     if error_temp(e.errno):
-                        os._exit(QLX_NFS)
+                        raise NfsFailure from None
                 else:
                     if st.st_uid == pw.pw_uid:
                         if ext < len(local):
@@ -61,8 +65,11 @@ def userext(local: bytes) -> tuple[pwd.struct_passwd, bytes, bytes] | None:
 
 
 def answer(local: bytes) -> bytes | int:
-    """qmail-getpw's answer for ``local``, or its exit code (QLX_NOALIAS)."""
-    found = userext(local)
+    """qmail-getpw's answer for ``local``, or its exit code (QLX_NOALIAS, QLX_NFS)."""
+    try:
+        found = userext(local)
+    except NfsFailure:
+        return QLX_NFS
     if found is None:
         pw = _getpwnam(ALIAS.encode())
         if pw is None:

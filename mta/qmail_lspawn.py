@@ -6,17 +6,19 @@ qmail-send's commands on fd 0 and its reports on fd 1; see
 account in ``users/cdb`` or, failing that, as qmail-getpw would, and runs
 qmail-local as that account's uid and gid with the message on stdin.
 
-Ours forks a child of this already-loaded process and calls qmail-local in
-it, with the argv, descriptors, ids, directory and environment an exec of
-``bin/qmail-local`` would have had: no interpreter start per delivery.  The
-qmail-getpw lookup is made in the same child, before it gives up root.
+Ours runs qmail-local in delivery workers, one per account, forked from
+this already-loaded process (see :mod:`mta.lspawn_workers`): no interpreter
+start and no fork per delivery.  Each delivery has the argv, descriptors,
+ids and environment an exec of ``bin/qmail-local`` would have had.  The
+users/cdb and qmail-getpw lookups are made here, as root.
 """
 from __future__ import annotations
 
+import itertools
 import os
-import signal
 
-from pyqmail import control, preload, qmailids, spawner, users
+from mta import lspawn_workers
+from pyqmail import control, qmailids, spawner, users
 from pyqmail.users import (QLX_CDB, QLX_EXECHARD, QLX_EXECPW, QLX_EXECSOFT, QLX_NFS,
                            QLX_NOALIAS, QLX_NOMEM, QLX_ROOT, QLX_SYS, QLX_USAGE)
 from pyqmail.strerr import run
@@ -35,7 +37,8 @@ _WORDS = {
 }
 
 aliasempty = b""
-_local_cli = None
+_tokens = itertools.count(1)
+_workers: lspawn_workers.Workers | None = None
 
 
 def report(wstat: int, output: bytes) -> bytes:
@@ -54,79 +57,62 @@ def report(wstat: int, output: bytes) -> bytes:
     return head + output.split(b"\0", 1)[0]
 
 
-def assignment(local: bytes) -> users.Assignment:
-    """nughde_get: users/cdb, else qmail-getpw's answer; exits as the C child would."""
+def assignment(local: bytes) -> users.Assignment | int:
+    """nughde_get: users/cdb, else qmail-getpw's answer; or the exit code qmail's
+    child would have had (QLX_CDB, QLX_NOALIAS, QLX_NFS, QLX_USAGE)."""
     from mta import qmail_getpw
 
     try:
         nughde = users.lookup(local)
     except users.UsersCdbError:
-        os._exit(QLX_CDB)
+        return QLX_CDB
     if nughde is None:
         got = qmail_getpw.answer(local)
         if isinstance(got, int):
-            os._exit(got)
+            return got
         nughde = got
     a = users.parse(nughde)
-    if a is None:
-        os._exit(QLX_USAGE)
-    return a
+    return QLX_USAGE if a is None else a
 
 
-def child(fdmess: int, fdout: int, sender: bytes, recip: bytes, at: int) -> None:
-    """The delivery child: never returns."""
-    try:
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        local = recip[:at]
-        if not local:
-            os._exit(0)  # <>
-        try:
-            os.chdir(control.qmail_home())
-        except OSError:
-            os._exit(QLX_USAGE)
-        a = assignment(local)
-        args = [b"bin/qmail-local", b"--", a.user, a.home, local, a.dash, a.ext,
-                recip[at + 1:], sender, aliasempty]
-        try:
-            os.dup2(fdmess, 0)
-            os.dup2(fdout, 1)
-            os.dup2(1, 2)
-        except OSError:
-            os._exit(QLX_SYS)
-        try:
-            qmailids.become(a.uid, a.gid)
-        except OSError:
-            os._exit(QLX_USAGE)
-        if os.getuid() == 0:
-            os._exit(QLX_ROOT)
-        preload.call(_local_cli, [os.fsdecode(x) for x in args], None)
-    finally:
-        os._exit(QLX_SYS)
-
-
-def spawn(fdmess: int, fdout: int, sender: bytes, recip: bytes, at: int) -> int:
-    pid = os.fork()
-    if pid == 0:
-        child(fdmess, fdout, sender, recip, at)
-    return pid
+def spawn(fdmess: int, fdout: int, sender: bytes, recip: bytes, at: int) -> tuple[int, int | None]:
+    """Start one delivery: a token, and its exit status if it ended before starting."""
+    token = -next(_tokens)
+    local = recip[:at]
+    if not local:
+        return token, 0  # <>
+    a = assignment(local)
+    if isinstance(a, int):
+        return token, a << 8
+    if a.uid == 0:
+        return token, QLX_ROOT << 8
+    if not qmailids.privileged() and (a.uid, a.gid) != (os.getuid(), os.getgid()):
+        return token, QLX_USAGE << 8  # the ids cannot be switched to
+    argv = [b"bin/qmail-local", b"--", a.user, a.home, local, a.dash, a.ext,
+            recip[at + 1:], sender, aliasempty]
+    _workers.deliver((a.uid, a.gid), token, argv, fdmess, fdout)
+    return token, None
 
 
 def main(argv: list[str]) -> int:
-    global aliasempty, _local_cli
+    global aliasempty, _workers
     if len(argv) < 2:
         return 100
     aliasempty = os.fsencode(argv[1])
-    from mta import qmail_local
+    # everything a delivery uses, loaded once here rather than in every child
+    from mta import qmail_getpw, qmail_local  # noqa: F401
+    from pyqmail import fsutil, maildir, mbox, qmailqueue, sgetopt  # noqa: F401
 
-    _local_cli = qmail_local.cli
     try:
         os.chdir(control.qmail_home())
         owner = os.stat("queue").st_uid  # qmailq, who owns the queue
         os.chdir("queue/mess")
     except OSError:
         return 111
-    return spawner.Spawner(spawn, report, 3000, owner).loop()
+    sp = spawner.Spawner(spawn, report, 3000, owner)
+    _workers = lspawn_workers.Workers(qmail_local.main, sp.finish, sp.watch)
+    sp.tick = _workers.retire
+    return sp.loop()
 
 
 def cli() -> None:

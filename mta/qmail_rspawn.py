@@ -63,11 +63,11 @@ def report(wstat: int, s: bytes) -> bytes:
     return out
 
 
-def spawn(fdmess: int, fdout: int, sender: bytes, recip: bytes, at: int) -> int:
+def spawn(fdmess: int, fdout: int, sender: bytes, recip: bytes, at: int) -> tuple[int, None]:
     args = [_prog, os.fsdecode(recip[at + 1:]), os.fsdecode(sender), os.fsdecode(recip)]
     pid = os.fork()
     if pid:
-        return pid
+        return pid, None
     try:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)

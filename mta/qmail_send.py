@@ -106,6 +106,12 @@ class Send:
         self.cleanupiter = None
         self.cleanuptime = int(time.time())
         self.queued = -1
+        self.workers: send_todo.Workers | None = None
+        self.inflight: set[int] = set()
+        self.wake_r, wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(wake_w, False)
+        self.workers = send_todo.Workers(ctl, wake_w)
 
     # -- qmail-clean ---------------------------------------------------------------
     def clean(self, names: list[str]) -> list[bytes] | None:
@@ -401,6 +407,10 @@ class Send:
 
     # -- todo ------------------------------------------------------------------------
     def todo_do(self, pulled: bool) -> None:
+        """Start preprocessing what todo/ holds; schedule what has been preprocessed."""
+        if self.workers is None:
+            return
+        self.todo_collect()
         if self.exitasap:
             return
         if not self.todoscan:
@@ -412,15 +422,22 @@ class Send:
                 from mta.send_log import pausedir
                 pausedir("todo")
                 return
-            self.todo = found
+            self.todo = [id_ for id_ in found if id_ not in self.inflight]
             self.todoscan = True
             self.nexttodorun = self.recent + SLEEP_TODO
-        batch, self.todo = self.todo[:send_todo.BATCH], self.todo[send_todo.BATCH:]
+        while self.todo and self.workers.busy < 2 * send_todo.WORKERS:
+            id_ = self.todo.pop()
+            self.inflight.add(id_)
+            self.workers.submit(id_)
         if not self.todo:
             self.todoscan = False
-        prepared = [p for p in (send_todo.prepare(self.ctl, id_) for id_ in batch) if p]
-        done = send_todo.sync(prepared)
+
+    def todo_collect(self) -> None:
+        done = self.workers.results()
+        self.inflight.difference_update(p.id for p in done)
         if not done:
+            if not self.workers.busy:
+                self.inflight.clear()
             return
         answers = self.clean([f"todo/{p.id}" for p in done])
         if answers is None:
@@ -480,7 +497,7 @@ class Send:
                 wake = min(wake, self.pqfail[0][0])
             if self.pqdone:
                 wake = min(wake, self.pqdone[0][0])
-            if self.todoscan:
+            if self.todoscan and self.workers.busy < 2 * send_todo.WORKERS:
                 return 0
             wake = min(wake, self.nexttodorun)
         if self.cleanupiter is not None:
@@ -508,6 +525,7 @@ class Send:
                 rfds.append(self.trigger)
             if self.queued >= 0:
                 rfds.append(self.queued)
+            rfds.append(self.wake_r)
             timeout = 0 if wake <= self.recent else wake - self.recent + SLEEP_FUZZ
             try:
                 r, w, _ = select.select(rfds, wfds, [], timeout)
@@ -518,6 +536,11 @@ class Send:
                 self.signals(sigfd)
             if self.queued in r:
                 self.queued_died()
+            if self.wake_r in r:
+                try:
+                    os.read(self.wake_r, 4096)
+                except OSError:
+                    pass
             self.recent = int(time.time())
             for c in (0, 1):
                 if CHANFDOUT[c] in w and self.spawnalive[c]:

@@ -43,9 +43,10 @@ def _close23456() -> None:
             pass
 
 
-def _child(uid: int | None, gid: int | None, stdin: int, stdout: int, target, argv: list[str],
-           pipes: list[int], also: int | None = None) -> None:
-    """Fork a child that runs our program ``target`` as ``argv``."""
+def _child(uid: int | None, gid: int | None, stdin: int, stdout: int, module: str,
+           argv: list[str], pipes: list[int], also: int | None = None) -> None:
+    """Fork a child that runs our program ``mta.module`` as ``argv``.  The module
+    is loaded in the child: each program carries only what it needs."""
     if os.fork():
         return
     try:
@@ -65,14 +66,15 @@ def _child(uid: int | None, gid: int | None, stdin: int, stdout: int, target, ar
                     pass
         if also is not None:
             os.set_inheritable(also, True)  # kept open through the exec-like call
+        import importlib
+
+        target = importlib.import_module("mta." + module).cli
         preload.call(target, argv, None)
     finally:
         os._exit(111)
 
 
 def main(argv: list[str]) -> int:
-    from mta import qmail_clean, qmail_lspawn, qmail_queued, qmail_rspawn, qmail_send
-
     try:
         os.chdir("/")
     except OSError:
@@ -125,12 +127,12 @@ def main(argv: list[str]) -> int:
         return 111
     flat = [fd for pair in p for fd in pair]
     try:
-        _child(None, None, p[1][0], p[2][1], qmail_lspawn.cli,
+        _child(None, None, p[1][0], p[2][1], "qmail_lspawn",
                ["qmail-lspawn", defaultdelivery], flat)
-        _child(uidr, None, p[3][0], p[4][1], qmail_rspawn.cli, ["qmail-rspawn"], flat)
-        _child(uidq, None, p[5][0], p[6][1], qmail_clean.cli, ["qmail-clean"], flat)
+        _child(uidr, None, p[3][0], p[4][1], "qmail_rspawn", ["qmail-rspawn"], flat)
+        _child(uidq, None, p[5][0], p[6][1], "qmail_clean", ["qmail-clean"], flat)
         # the queue service: stdin the pipe qmail-send holds, output to the log
-        _child(uidq, None, p[0][0], 1, qmail_queued.cli, ["qmail-queued"], flat, also=p[7][1])
+        _child(uidq, None, p[0][0], 1, "qmail_queued", ["qmail-queued"], flat, also=p[7][1])
         if ids.privileged():
             os.setuid(uids)
         _fd_copy(0, 1)
@@ -149,6 +151,8 @@ def main(argv: list[str]) -> int:
             os.close(fd)
     for fd in (7, 8):  # held by qmail-send alone, never passed on
         os.set_inheritable(fd, False)
+    from mta import qmail_send
+
     preload.call(qmail_send.cli, ["qmail-send"], None, close=[])
     return 111
 

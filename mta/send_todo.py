@@ -2,13 +2,17 @@
 (its sender) and ``local/N``/``remote/N`` (its recipients, rewritten), then
 qmail-clean removes ``todo/N`` and ``intd/N``.
 
-Several messages are preprocessed together and their new files fsynced in
-parallel before any ``todo/N`` goes: one journal commit serves many.
+Messages are preprocessed by a few worker threads at once (:class:`Workers`),
+each writing and fsyncing one message's new files, so that file creation
+and fsyncs overlap and one journal commit serves several; qmail-send's loop
+only collects the results, asks qmail-clean to remove ``todo/N``, and
+schedules the deliveries.
 """
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+import queue as _queue
+import threading
 
 from mta.send_log import log, safe
 from mta.send_rewrite import Controls
@@ -16,19 +20,8 @@ from pyqmail import queue
 from pyqmail.scan import scan_ulong
 
 CHANNELS = ("local", "remote")
-BATCH = 64
-
-_pool: ThreadPoolExecutor | None = None
-
-
-def _fsync_close(fd: int) -> bool:
-    try:
-        os.fsync(fd)
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
+#: worker threads, and so messages being preprocessed at once
+WORKERS = 8
 
 
 class Prepared:
@@ -131,23 +124,65 @@ def prepare(ctl: Controls, id_: int) -> Prepared | None:
     return p
 
 
-def sync(batch: list[Prepared]) -> list[Prepared]:
-    """fsync every file of the batch (in parallel); the messages whose files all made it."""
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(8)
-    jobs = [(p, [(_pool.submit(_fsync_close, fd), path) for fd, path in p.fds]) for p in batch]
-    done = []
-    for p, futures in jobs:
-        good = True
-        for fut, path in futures:
-            if not fut.result():
-                if good:
-                    log(f"warning: trouble fsyncing {path}\n")
-                good = False
-        if good:
-            done.append(p)
-    return done
+def finish(p: Prepared) -> bool:
+    """fsync and close the message's new files; False (after a warning) on trouble."""
+    good = True
+    for fd, path in p.fds:
+        try:
+            if good:
+                os.fsync(fd)
+        except OSError:
+            log(f"warning: trouble fsyncing {path}\n")
+            good = False
+        finally:
+            os.close(fd)
+    return good
+
+
+class Workers:
+    """Threads that preprocess messages; results come back through :meth:`results`,
+    and each one written wakes the caller's select through ``wake`` (a pipe)."""
+
+    def __init__(self, ctl: Controls, wake: int) -> None:
+        self.ctl = ctl
+        self.wake = wake
+        self.todo: _queue.SimpleQueue = _queue.SimpleQueue()
+        self.done: _queue.SimpleQueue = _queue.SimpleQueue()
+        self.busy = 0
+        for _ in range(WORKERS):
+            threading.Thread(target=self._work, daemon=True).start()
+
+    def submit(self, id_: int) -> None:
+        self.busy += 1
+        self.todo.put(id_)
+
+    def _work(self) -> None:
+        while True:
+            id_ = self.todo.get()
+            p = None
+            try:
+                p = prepare(self.ctl, id_)
+                if p is not None and not finish(p):
+                    p = None
+            except Exception as e:  # noqa: BLE001 - a bug must not kill the thread
+                log(f"warning: trouble preprocessing todo/{id_}: {e}\n")
+            self.done.put(p)
+            try:
+                os.write(self.wake, b"t")
+            except OSError:
+                pass
+
+    def results(self) -> list[Prepared]:
+        """The messages preprocessed since last asked (failures are dropped)."""
+        out = []
+        while True:
+            try:
+                p = self.done.get_nowait()
+            except _queue.Empty:
+                return out
+            self.busy -= 1
+            if p is not None:
+                out.append(p)
 
 
 def scan() -> list[int] | None:

@@ -5,6 +5,9 @@ Delivery writes ``tmp/time.pid.host``, fsyncs and closes it, links it into
 texts for every failure (raised as :class:`pyqmail.strerr.Die`, exit 111).
 qmail forks a child per delivery, so each gets a fresh pid; we deliver in
 process, so a name this process has already used waits for the next second.
+A process that makes many deliveries (qmail-lspawn's delivery workers) sets
+:data:`multi`; its names then follow the Maildir specification's form for
+such processes, ``time.M<usec>P<pid>Q<n>.host``, unique without waiting.
 
 Readers (qmail-pop3d, maildir2mbox) use :func:`clean` (``tmp/`` files not
 accessed for 36 hours) and :func:`scan` (``new/`` and ``cur/`` by mtime).
@@ -31,6 +34,9 @@ BUFSIZE = 64 * 1024
 
 #: the last name this process delivered under, by Maildir (device, inode)
 _used: dict[tuple[int, int], str] = {}
+#: set by a process that makes many deliveries: see the module's docstring
+multi = False
+_count = 0
 
 
 class _Timeout(Exception):
@@ -57,11 +63,17 @@ def _key() -> tuple[int, int]:
 
 
 def _tmpname(key: tuple[int, int], sleep=time.sleep) -> str:
+    global _count
     pid = os.getpid()
     host = hostname()
     loop = 0
     while True:
-        name = f"tmp/{int(time.time())}.{pid}.{host}"
+        if multi:
+            _count += 1
+            now = time.time()
+            name = f"tmp/{int(now)}.M{int(now % 1 * 1e6)}P{pid}Q{_count}.{host}"
+        else:
+            name = f"tmp/{int(time.time())}.{pid}.{host}"
         if _used.get(key) != name:
             try:
                 os.stat(name)

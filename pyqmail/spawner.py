@@ -11,7 +11,10 @@ it writes one byte: how many deliveries it can run at once.
 
 The write end of each delivery's pipe stays open here until the child has
 been reaped, so end of file on the pipe means the child is gone and its
-status known.
+status known.  A delivery need not be a child of ours: ``spawn`` returns a
+token and, if it already knows, the exit status; else a child's pid (reaped
+here) or a token that the caller later passes to :meth:`Spawner.finish`.
+Descriptors the caller wants watched go in :attr:`Spawner.watch`.
 """
 from __future__ import annotations
 
@@ -41,7 +44,7 @@ class Spawner:
     ``report(wstat, output) -> bytes`` words its result; ``owner`` is the uid
     every message file must belong to (qmailq)."""
 
-    def __init__(self, spawn: Callable[[int, int, bytes, bytes, int], int],
+    def __init__(self, spawn: Callable[[int, int, bytes, bytes, int], tuple[int, int | None]],
                  report: Callable[[int, bytes], bytes], truncreport: int, owner: int) -> None:
         self.spawn = spawn
         self.report = report
@@ -50,6 +53,11 @@ class Spawner:
         self.d: dict[int, Delivery] = {}
         self.out = bytearray()
         self.writing = True
+        #: descriptor -> function called when it is readable
+        self.watch: dict[int, Callable[[], None]] = {}
+        #: called about every :attr:`every` seconds while there is something to watch
+        self.tick: Callable[[], None] | None = None
+        self.every = 60.0
 
     # -- talking to qmail-send ---------------------------------------------------
     def put(self, data: bytes) -> None:
@@ -103,12 +111,14 @@ class Spawner:
             except OSError:
                 return self.err(delnum, "Zqmail-spawn unable to create pipe. (#4.3.0)\n")
             try:
-                pid = self.spawn(fdmess, fdout, sender, recip, at)
+                pid, wstat = self.spawn(fdmess, fdout, sender, recip, at)
             except OSError:
                 os.close(fdin)
                 os.close(fdout)
                 return self.err(delnum, "Zqmail-spawn unable to fork. (#4.3.0)\n")
-            self.d[delnum] = Delivery(fdin, fdout, pid)
+            self.d[delnum] = dl = Delivery(fdin, fdout, pid)
+            if wstat is not None:
+                self._done(dl, wstat)
         finally:
             os.close(fdmess)
 
@@ -121,13 +131,21 @@ class Spawner:
                 return
             if pid == 0:
                 return
-            for dl in self.d.values():
-                if dl.pid == pid:
-                    os.close(dl.fdout)
-                    dl.fdout = -1
-                    dl.wstat = wstat
-                    dl.pid = 0
-                    break
+            self.finish(pid, wstat)
+
+    def finish(self, token: int, wstat: int) -> None:
+        """The delivery ``token`` has ended with ``wstat``."""
+        for dl in self.d.values():
+            if dl.pid == token:
+                self._done(dl, wstat)
+                return
+
+    @staticmethod
+    def _done(dl: Delivery, wstat: int) -> None:
+        os.close(dl.fdout)
+        dl.fdout = -1
+        dl.wstat = wstat
+        dl.pid = 0
 
     def finished(self, delnum: int) -> None:
         dl = self.d.pop(delnum)
@@ -158,19 +176,25 @@ class Spawner:
         while True:
             if not reading and not self.d:
                 return 0
-            fds = [wake_r] + [dl.fdin for dl in self.d.values()]
+            fds = [wake_r, *self.watch] + [dl.fdin for dl in self.d.values()]
             if reading:
                 fds.append(0)
+            timeout = self.every if self.tick is not None and self.watch else None
             try:
-                r, _, _ = select.select(fds, [], [])
+                r, _, _ = select.select(fds, [], [], timeout)
             except InterruptedError:
                 continue
+            if not r and self.tick is not None:
+                self.tick()
             if wake_r in r:
                 try:
                     os.read(wake_r, 512)
                 except BlockingIOError:
                     pass
             self.reap()
+            for fd in r:
+                if fd in self.watch:
+                    self.watch[fd]()
             if reading and 0 in r:
                 try:
                     data = os.read(0, 1024)

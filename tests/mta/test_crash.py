@@ -19,7 +19,7 @@ from pyqmail import queueproto
 from tests.helpers import ours, wait_for, write_script
 from tests.mta.mailsys import MailSystem
 
-VICTIMS = ("qmail-send", "qmail-lspawn", "qmail-clean", "qmail-queued", "bin/qmail-local")
+VICTIMS = ("qmail-send", "qmail-lspawn", "qmail-clean", "qmail-queued", "qmail-local")
 
 
 @pytest.fixture
