@@ -154,8 +154,31 @@ class MailSystem:
 
     def close(self) -> None:
         self.kill()
+        self.sweep()
         self._unbox()
         shutil.rmtree(self.base, ignore_errors=True)
+
+    def sweep(self) -> None:
+        """kill -9 whatever still runs over this QMAILHOME (a supervised
+        qmail-start, delivery workers), so the mailbox account can go."""
+        import psutil
+
+        for _ in range(50):
+            found = []
+            for p in psutil.process_iter():
+                try:
+                    if p.environ().get("QMAILHOME") == str(self.home):
+                        found.append(p)
+                except psutil.Error:
+                    pass
+            if not found:
+                return
+            for p in found:
+                try:
+                    p.kill()
+                except psutil.Error:
+                    pass
+            psutil.wait_procs(found, timeout=2)
 
     def logtext(self) -> str:
         try:
