@@ -260,3 +260,36 @@ def test_second_qmail_send_refused(sys_: MailSystem) -> None:
     assert p.returncode == 111
     assert b"alert: cannot start: qmail-send is already running\n" in p.stdout
     assert first.poll() is None
+
+
+def test_hanging_program_holds_only_its_own_delivery(sys_: MailSystem) -> None:
+    """A |program that never ends keeps its delivery going (qmail has no timeout for
+    it) but nothing else waits: the next messages to the same account arrive."""
+    box = sys_.box
+    (box.home / ".qmail-hang").write_text("|exec sleep 600\n")
+    sys_.start()
+    assert sys_.inject("a@test.example", [f"{box.name}-hang@test.example"], MSG).returncode == 0
+    sys_.wait_log(f"to local {box.name}-hang@test.example")
+    for i in range(3):
+        assert sys_.inject("a@test.example", [f"{box.name}@test.example"],
+                           MSG + b"%d\n" % i).returncode == 0
+    wait_messages(box, 3)
+    log = sys_.wait_log("end msg", 3)
+    assert log.count("success") == 3
+    status = [line for line in log.splitlines() if line.startswith("status:")]
+    assert status[-1] == "status: local 1/10 remote 0/20"  # the program still runs
+
+
+def test_term_waits_for_deliveries_under_way(sys_: MailSystem) -> None:
+    box = sys_.box
+    (box.home / ".qmail-slow").write_text("|sleep 1\n./Maildir/\n")
+    sys_.start()
+    assert sys_.inject("a@test.example", [f"{box.name}-slow@test.example"], MSG).returncode == 0
+    sys_.wait_log(f"to local {box.name}-slow@test.example")
+    sys_.signal(signal.SIGTERM)
+    assert sys_.proc.wait(timeout=20) == 0
+    log = sys_.logtext()
+    assert re.search(r"delivery \d+: success: did_1\+0\+1/", log)
+    assert log.endswith("status: exiting\n")
+    assert "exitasap" in log
+    assert len(box.new()) == 1
