@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+import pwd
 import re
 import signal
 import subprocess
@@ -9,13 +12,24 @@ import sys
 from pathlib import Path
 
 import psutil
+import pytest
 
 from tests.helpers import cmd, ours, wait_for
 
 TOP = Path(__file__).resolve().parent.parent
 
 
-def test_quickstart_runs_and_stops_cleanly(tmp_path):
+@pytest.fixture
+def scratch():
+    """A scratch directory others can reach (as root the mail services run as nobody)."""
+    d = Path(tempfile.mkdtemp(prefix="pyqmail-quick-"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_quickstart_runs_and_stops_cleanly(scratch):
+    tmp_path = scratch
     env = dict(os.environ, PYQMAIL_SCRATCH=str(tmp_path))
     p = subprocess.Popen([sys.executable, str(TOP / "examples" / "quickstart.py")], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -32,6 +46,23 @@ def test_quickstart_runs_and_stops_cleanly(tmp_path):
         assert lines[2].startswith(f"{service}/idle: down ")
         assert cmd([ours("svc"), "-u", str(service / "idle")]).rc == 0
         wait_for(lambda: "up (pid" in cmd([ours("svstat"), str(service / "idle")]).out)
+        # the delivery side: mail to ourselves lands in the scratch Maildir
+        send = service / "qmail-send"
+        wait_for(lambda: "up (pid" in cmd([ours("svstat"), str(send)]).out, timeout=15)
+        wait_for(lambda: (tmp_path / "qmail" / "run" / "qmail-queue.sock").exists(), timeout=15)
+        me = pwd.getpwuid(os.getuid()).pw_name
+        r = subprocess.run([ours("qmail-inject"), me], input=b"Subject: quick start\n\nhello\n",
+                           env={**env, "QMAILHOME": str(tmp_path / "qmail"), "USER": me},
+                           capture_output=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        new = tmp_path / "mail" / "Maildir" / "new"
+        wait_for(lambda: list(new.iterdir()), timeout=15, what="the message in the Maildir")
+        [msg] = [p.read_bytes() for p in new.iterdir()]
+        assert f"Delivered-To: {me}@localhost.localdomain\n".encode() in msg
+        assert msg.endswith(b"Subject: quick start\n\nhello\n")
+        log = service / "qmail-send" / "log" / "main" / "current"
+        wait_for(lambda: "end msg" in log.read_text(), timeout=15)
+        assert re.search(r"@4000[0-9a-f]{20} delivery 1: success: did_1\+0\+0/", log.read_text())
         p.send_signal(signal.SIGTERM)
         out, _ = p.communicate(timeout=20)
     finally:
