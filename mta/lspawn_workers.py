@@ -20,6 +20,7 @@ import socket
 import time
 
 from pyqmail import qmailids
+from pyqmail.users import QLX_ROOT, QLX_USAGE
 from pyqmail.proctitle import set_title
 
 IDLE = 120
@@ -74,6 +75,17 @@ def _serve(sock: socket.socket, local_main) -> None:
             os._exit(0)
 
 
+def _refuse(sock: socket.socket, code: int) -> None:
+    """Answer the first delivery with ``code``, as qmail's child would have exited."""
+    try:
+        _, fds, _, _ = socket.recv_fds(sock, 65536, 2)
+        for fd in fds:
+            os.close(fd)
+        sock.send(bytes([code]))
+    finally:
+        os._exit(0)
+
+
 def _only(keep: int) -> None:
     """In a new worker: nothing of qmail-lspawn's open but ``keep`` (its socket);
     0, 1 and 2 on /dev/null until a delivery brings its own."""
@@ -107,9 +119,12 @@ class Workers:
                 signal.set_wakeup_fd(-1)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-                qmailids.become(ids[0], ids[1])
+                try:
+                    qmailids.become(ids[0], ids[1])
+                except OSError:
+                    _refuse(child, QLX_USAGE)  # qmail's child: prot_uid failed
                 if os.getuid() == 0:
-                    os._exit(0)
+                    _refuse(child, QLX_ROOT)
                 _serve(child, self.local_main)
             finally:
                 os._exit(0)
