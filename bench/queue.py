@@ -105,7 +105,7 @@ def run_ours(count: int, users: list[str], workdir: Path, *, injectors: int = 4,
         with c.Procs(workdir) as procs:
             def start_send() -> subprocess.Popen:
                 return procs.start([c.ours("qmail-start"), "./Maildir/"], env=env,
-                                   stdout=subprocess.DEVNULL, cwd="/")
+                                   stdout=open(workdir / "send.log", "ab"), cwd="/")
             try:
                 if preload:
                     qd = procs.start([c.ours("setuidgid"), "qmailq", c.ours("qmail-queued")],

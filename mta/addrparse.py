@@ -1,13 +1,14 @@
-"""Sendmail-style address lines, read as fastforward's newaliases and dot-forward read them.
+"""Sendmail-style address lines, as newaliases, newinclude and dot-forward read them.
 
-Both programs tokenize a line as an RFC 822 header (qmail's token822: atoms,
-quoted strings, domain literals, comments, specials) and walk the tokens from
-right to left, cutting them into addresses at commas, at ``<...>`` and
-between two words; :func:`walk` is that walk.  newaliases' alias name is
-simply the leftmost "address" of its line, which is why a missing colon does
-not matter to it.  :func:`read_controls` and :func:`qualify` give addresses
-without a full domain the defaulthost, plusdomain and defaultdomain of
-qmail-header(5).
+These programs tokenize a line as an RFC 822 header with qmail's token822
+(:mod:`mta.token822`, which qmail-inject uses too: atoms, quoted strings,
+domain literals, comments, specials) and walk the tokens from right to left,
+cutting them into addresses at commas, at ``<...>`` and between two words;
+:func:`walk` is that walk, simpler than qmail-inject's (no groups, and
+``:include:`` understood).  newaliases' alias name is simply the leftmost
+"address" of its line, which is why a missing colon does not matter to it.
+:func:`read_controls` and :func:`qualify` give addresses without a full
+domain the defaulthost, plusdomain and defaultdomain of qmail-header(5).
 
 Everything is bytes; a line that does not tokenize, or a ``<`` without its
 ``>``, raises :class:`ParseError`.
@@ -16,114 +17,35 @@ from __future__ import annotations
 
 import os
 
+from mta import token822 as tk
+from pyqmail import control
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable
 
-# token types, numbered as in token822.h
-ATOM, QUOTE, LITERAL, COMMENT, LEFT, RIGHT, AT, COMMA, SEMI, COLON, DOT = range(1, 12)
+    from mta.token822 import Token
 
-Token = tuple  # (type, bytes)
-
-_SPECIAL = {ord("."): DOT, ord(","): COMMA, ord("@"): AT, ord("<"): LEFT, ord(">"): RIGHT,
-            ord(":"): COLON, ord(";"): SEMI}
-_SPACE = frozenset(b" \t\r\n")
-#: bytes that end an atom (atomok() is false for them)
-_NOTATOM = frozenset(b" \t\r\n([\"<>;:@,.")
-_PHRASE = (COMMENT, ATOM, QUOTE, AT, DOT)
+_PHRASE = (tk.COMMENT, tk.ATOM, tk.QUOTE, tk.AT, tk.DOT)
 
 
 class ParseError(ValueError):
     """The line cannot be tokenized or an address list in it is malformed."""
 
 
-def _bracketed(line: bytes, i: int, close: int, nests: bool) -> tuple[bytes, int]:
-    """The contents of a comment, quoted string or literal opened at ``i``, and
-    the index of its closing byte; backslash quotes the byte after it."""
-    out = bytearray()
-    level = 1
-    n = len(line)
-    while True:
-        i += 1
-        if i >= n:
-            raise ParseError("unterminated")
-        c = line[i]
-        if c == close:
-            level -= 1
-            if not level:
-                return bytes(out), i
-        elif nests and c == 0x28:  # (
-            level += 1
-        else:
-            if c == 0x5C:  # backslash
-                i += 1
-                if i >= n:
-                    raise ParseError("unterminated")
-                c = line[i]
-            out.append(c)
-
-
 def tokenize(line: bytes) -> list[Token]:
-    """token822_parse: the tokens of ``line``; :class:`ParseError` if it has an
-    unbalanced ``)`` or ``]``, or an unterminated comment, quote or literal."""
-    toks: list[Token] = []
-    n = len(line)
-    i = 0
-    while i < n:
-        c = line[i]
-        if c in _SPECIAL:
-            toks.append((_SPECIAL[c], b""))
-        elif c in _SPACE:
-            pass
-        elif c in b")]":
-            raise ParseError("unbalanced")
-        elif c == 0x28:  # (
-            s, i = _bracketed(line, i, 0x29, True)
-            toks.append((COMMENT, s))
-        elif c == 0x22:  # "
-            s, i = _bracketed(line, i, 0x22, False)
-            toks.append((QUOTE, s))
-        elif c == 0x5B:  # [
-            s, i = _bracketed(line, i, 0x5D, False)
-            toks.append((LITERAL, s))
-        else:
-            atom = bytearray()
-            while True:
-                if line[i] == 0x5C:
-                    i += 1
-                    if i >= n:
-                        break
-                atom.append(line[i])
-                i += 1
-                if i >= n or line[i] in _NOTATOM:
-                    break
-            i -= 1
-            # atomcheck: an atom holding odd bytes is really a quoted string
-            kind = QUOTE if any(b < 32 or b > 126 or b in b")]\\" for b in atom) else ATOM
-            toks.append((kind, bytes(atom)))
-        i += 1
+    """The tokens of ``line`` (:func:`mta.token822.parse`); :class:`ParseError`
+    if it has an unbalanced ``)`` or ``]``, or an unterminated comment, quote
+    or literal."""
+    toks = tk.parse(line)
+    if toks is None:
+        raise ParseError("unbalanced")
     return toks
-
-
-_TEXT = {COMMA: b",", AT: b"@", DOT: b".", LEFT: b"<", RIGHT: b">", SEMI: b";", COLON: b":"}
-
-
-def unquote(toks: list[Token]) -> bytes:
-    """token822_unquote: the tokens as one string, quotes and comments dropped."""
-    out = []
-    for kind, s in toks:
-        if kind in (ATOM, QUOTE):
-            out.append(s)
-        elif kind == LITERAL:
-            out.append(b"[" + s + b"]")
-        elif kind != COMMENT:
-            out.append(_TEXT[kind])
-    return b"".join(out)
 
 
 def has_at(toks: list[Token]) -> bool:
     """True if an unquoted ``@`` is among the tokens."""
-    return any(kind == AT for kind, _ in toks)
+    return any(kind == tk.AT for kind, _ in toks)
 
 
 def walk(toks: list[Token], gotaddr: Callable[[list[Token]], None],
@@ -148,18 +70,18 @@ def walk(toks: list[Token], gotaddr: Callable[[list[Token]], None],
     while t > 0:
         t -= 1
         kind = toks[t][0]
-        if kind in (SEMI, COMMENT):
+        if kind in (tk.SEMI, tk.COMMENT):
             continue
-        if kind == COLON:
-            if (gotincl is not None and t >= 2 and toks[t - 2][0] == COLON
-                    and toks[t - 1] == (ATOM, b"include")):
+        if kind == tk.COLON:
+            if (gotincl is not None and t >= 2 and toks[t - 2][0] == tk.COLON
+                    and toks[t - 1] == (tk.ATOM, b"include")):
                 gotincl(flush())
                 t -= 2
             continue
-        if kind == RIGHT:
+        if kind == tk.RIGHT:
             if addr:
                 gotaddr(flush())
-            while t > 0 and toks[t - 1][0] != LEFT:
+            while t > 0 and toks[t - 1][0] != tk.LEFT:
                 t -= 1
                 addr.append(toks[t])
             gotaddr(flush())
@@ -170,18 +92,18 @@ def walk(toks: list[Token], gotaddr: Callable[[list[Token]], None],
                 t -= 1
             wordok = False
             continue
-        if kind in (ATOM, QUOTE, LITERAL):
+        if kind in (tk.ATOM, tk.QUOTE, tk.LITERAL):
             if not wordok and addr:
                 gotaddr(flush())
             wordok = False
             addr.append(toks[t])
             continue
-        if kind == COMMA:
+        if kind == tk.COMMA:
             if addr:
                 gotaddr(flush())
             wordok = True
             continue
-        wordok = True  # LEFT, AT, DOT
+        wordok = True  # < @ .
         addr.append(toks[t])
     if addr:
         gotaddr(flush())
@@ -204,20 +126,12 @@ class Controls:
         self.plusdomain = plusdomain
 
 
-def _readline(name: str) -> bytes | None:
-    """control_readline: the first line of ``name`` without trailing blanks, or None."""
-    try:
-        with open(name, "rb") as f:
-            line = f.readline()
-    except FileNotFoundError:
-        return None
-    return line.rstrip(b"\n \t")
-
-
-def read_controls(fatal: str, home: str) -> Controls:
+def read_controls(fatal: str, home: str, *, environ: bool = False) -> Controls:
     """Read the controls under ``home`` as the originals do (chdir there and
     back), dying with their messages: ``unable to chdir to HOME: reason``,
-    ``unable to read controls: reason``."""
+    ``unable to read controls: reason``.  With ``environ`` (newinclude),
+    ``$QMAILDEFAULTDOMAIN``, ``$QMAILDEFAULTHOST`` and ``$QMAILPLUSDOMAIN``,
+    when set, win over the files."""
     from pyqmail.strerr import die
 
     try:
@@ -230,10 +144,15 @@ def read_controls(fatal: str, home: str) -> Controls:
         except OSError as e:
             die(111, fatal, "unable to chdir to ", home, ": ", exc=e)
         try:
-            me = _readline("control/me")
+            me = control.firstline("control/me")
             if me is None:
                 me = b"me"
-            values = [_readline("control/" + n) for n in ("defaultdomain", "defaulthost", "plusdomain")]
+            values = []
+            for name in ("defaultdomain", "defaulthost", "plusdomain"):
+                value = control.firstline("control/" + name)
+                if environ:
+                    value = os.environb.get(b"QMAIL" + name.upper().encode(), value)
+                values.append(me if value is None else value)
         except OSError as e:
             die(111, fatal, "unable to read controls: ", exc=e)
         try:
@@ -242,8 +161,7 @@ def read_controls(fatal: str, home: str) -> Controls:
             die(111, fatal, "unable to set current directory: ", exc=e)
     finally:
         os.close(here)
-    dd, dh, pd = (me if v is None else v for v in values)
-    return Controls(me, dd, dh, pd)
+    return Controls(me, *values)
 
 
 def qualify(address: bytes, c: Controls, *, fill_host: bool = True) -> bytes:

@@ -15,25 +15,20 @@ the alias, the others its instructions, in right-to-left order:
 The alias name gets an ``@`` if it has none; records are
 ``":" + lowercased alias`` and, for ``owner-x``, ``"?" + lowercased x``
 holding ``owner-x`` qualified (:mod:`mta.forwardcdb`).  Errors raise
-:class:`AliasError` with the original's text and exit code.
+:class:`mta.forwardcdb.FormatError` with the original's text and exit code.
 """
 from __future__ import annotations
 
+import os
+
 from mta import forwardcdb
-from mta.addrparse import Controls, ParseError, Token, cstr, has_at, qualify, tokenize, unquote, walk
+from mta.addrparse import Controls, ParseError, cstr, has_at, qualify, tokenize, walk
+from mta.forwardcdb import FormatError
+from mta.token822 import Token, unquote
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Iterator
-
-
-class AliasError(Exception):
-    """A line newaliases refuses: ``code`` is its exit code, ``text`` its message."""
-
-    def __init__(self, code: int, text: bytes) -> None:
-        super().__init__(text)
-        self.code = code
-        self.text = text
 
 
 def logical_lines(data: bytes) -> Iterator[bytes]:
@@ -70,22 +65,22 @@ class _Line:
     def gotincl(self, toks: list[Token]) -> None:
         name = unquote(toks)
         if not name:
-            raise AliasError(111, b"empty :include: filenames not permitted")
+            raise FormatError(111, "empty :include: filenames not permitted")
         if b"\0" in name:
-            raise AliasError(111, b"NUL not permitted in :include: filenames")
+            raise FormatError(111, "NUL not permitted in :include: filenames")
         prefix = b"" if name[:1] in (b".", b"/") else b"./"
         self.instr.append(prefix + name + b".bin")
 
     def gotaddr(self, toks: list[Token]) -> None:
         address = unquote(toks)
         if not address:
-            raise AliasError(111, b"empty recipient addresses not permitted")
+            raise FormatError(111, "empty recipient addresses not permitted")
         hasat = has_at(toks)
         if not hasat and address[:1] == b"/":
-            raise AliasError(111, b"file delivery " + cstr(address) + b" not supported")
+            raise FormatError(111, "file delivery " + os.fsdecode(cstr(address)) + " not supported")
         if not hasat and address[:1] == b"|":
             if b"\0" in address:
-                raise AliasError(111, b"NUL not permitted in program names")
+                raise FormatError(111, "NUL not permitted in program names")
             self.instr.append(b"!" + address[1:])
             return
         if self.target:
@@ -95,14 +90,14 @@ class _Line:
         self.target = address
         self.fulltarget = qualify(address, self.c)
         if len(self.fulltarget) > 800:
-            raise AliasError(100, b"addresses over 800 bytes are not permitted")
+            raise FormatError(100, "addresses over 800 bytes are not permitted")
         if b"\0" in self.fulltarget:
-            raise AliasError(111, b"NUL not permitted in recipient addresses")
+            raise FormatError(111, "NUL not permitted in recipient addresses")
 
 
 def parse_line(line: bytes, controls: Controls) -> list[tuple[bytes, bytes]]:
     """The records (key, data) for one logical line; [] for a line of nothing."""
-    parseerr = AliasError(111, b"unable to parse this line: " + cstr(line))
+    parseerr = FormatError(111, "unable to parse this line: " + os.fsdecode(cstr(line)))
     try:
         toks = tokenize(line)
     except ParseError:

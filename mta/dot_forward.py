@@ -28,9 +28,10 @@ import _signal
 import errno
 import os
 
-from mta.addrparse import ParseError, Token, cstr, has_at, qualify, read_controls, tokenize, unquote, walk
+from mta.addrparse import ParseError, cstr, has_at, qualify, read_controls, tokenize, walk
 from mta.ffio import Exit, chunks, judge, lines, read_all
 from mta.forwardcdb import lower
+from mta.token822 import Token, unquote
 from pyqmail import control, spawn
 from pyqmail.qmailqueue import Queue
 from pyqmail.sgetopt import OptError, sgetopt

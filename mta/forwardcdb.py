@@ -199,15 +199,16 @@ def format_maillist(data: bytes) -> bytes:
 
 class TmpFile:
     """A new file written as ``tmp``, fsynced, closed and renamed to ``final``;
-    failures die with the originals' messages (``unable to create tmp``,
-    ``unable to write to tmp``, ``unable to move tmp to final``)."""
+    failures die with the originals' messages (``unable to create tmp``, or
+    ``create`` in its place, ``unable to write to tmp``, ``unable to move tmp
+    to final``)."""
 
-    def __init__(self, fatal: str, tmp: str, final: str) -> None:
+    def __init__(self, fatal: str, tmp: str, final: str, *, create: str = "unable to create ") -> None:
         self.fatal, self.tmp, self.final = fatal, tmp, final
         try:
             self.fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         except OSError as e:
-            die(111, fatal, "unable to create ", tmp, ": ", exc=e)
+            die(111, fatal, create, tmp, ": ", exc=e)
 
     def writeerr(self, e: OSError) -> NoReturn:
         die(111, self.fatal, "unable to write to ", self.tmp, ": ", exc=e)

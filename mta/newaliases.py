@@ -21,8 +21,8 @@ from __future__ import annotations
 import os
 
 from mta.addrparse import read_controls
-from mta.aliases import AliasError, compile_aliases
-from mta.forwardcdb import TmpFile, write_cdb
+from mta.aliases import compile_aliases
+from mta.forwardcdb import FormatError, TmpFile, write_cdb
 from pyqmail import control
 from pyqmail.strerr import die, run
 
@@ -46,8 +46,8 @@ def main(argv: list[str]) -> int:
     out = TmpFile(FATAL, fntmp, fncdb)
     try:
         write_cdb(out, compile_aliases(data, controls))
-    except AliasError as e:
-        die(e.code, FATAL, os.fsdecode(e.text))
+    except FormatError as e:
+        die(e.code, FATAL, e.text)
     return 0
 
 

@@ -326,14 +326,10 @@ def _tokens(text: bytes) -> list:
 def _readfile(name: bytes) -> set[bytes] | None:
     """The lines of a file as control_readfile reads them, lowercased; None if missing."""
     try:
-        with open(name, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        return None
+        lines = control.filelines(name)
     except OSError:
         die_read()
-    lines = (line.rstrip(b" \t\n") for line in data.split(b"\n"))
-    return {line.lower() for line in lines if line and not line.startswith(b"#")}
+    return None if lines is None else {line.lower() for line in lines}
 
 
 def main(argv: list[str]) -> int:

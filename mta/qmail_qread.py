@@ -20,17 +20,15 @@ original's wording) end it with exit 111.  Otherwise exit 0.
 from __future__ import annotations
 
 import os
-import time
 
 from pyqmail import control
+from pyqmail.date822 import date822
 from pyqmail.errstr import exc_str
 from pyqmail.scan import scan_ulong
 from pyqmail.strerr import run
 
 #: conf-split: the number of subdirectories of mess/, info/, local/, remote/
 SPLIT = 23
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
-           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 #: printable bytes pass, every other byte becomes "_" (qmail-qread's out())
 _SAFE = bytes(b if 32 <= b <= 126 else ord("_") for b in range(256))
 
@@ -66,13 +64,6 @@ class Output:
 def qfn(dirname: str, n: int, split: bool = True) -> str:
     """A queue file name, as fmtqfn: ``info/5/28`` (split) or ``bounce/28``."""
     return f"{dirname}/{n % SPLIT}/{n}" if split else f"{dirname}/{n}"
-
-
-def date822(when: int) -> str:
-    """``24 Nov 2026 10:00:00``: date822fmt of ``when`` (GMT) without the zone."""
-    t = time.gmtime(when)
-    return (f"{t.tm_mday} {_MONTHS[t.tm_mon - 1]} {t.tm_year}"
-            f" {t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}")
 
 
 def message_ids():
@@ -129,7 +120,8 @@ def show(out: Output, n: int) -> None:
         birth = int(os.fstat(fd).st_mtime)
     finally:
         os.close(fd)
-    line = f"{date822(birth)} GMT  #{n}  {size}  <".encode() + sender[1:] + b"> "
+    # date822fmt without its " -0000\n", as the original prints it
+    line = date822(birth)[:-7] + f" GMT  #{n}  {size}  <".encode() + sender[1:] + b"> "
     if bouncing:
         line += b" bouncing"
     out.safe(line)

@@ -1,4 +1,5 @@
-"""RFC 822 header tokens as qmail's token822.c sees them, for qmail-inject.
+"""RFC 822 header tokens as qmail's token822.c sees them, for qmail-inject (and,
+through :mod:`mta.addrparse`, for newaliases, newinclude and dot-forward).
 
 A token is a ``(type, text)`` pair.  :func:`parse` splits a header field
 (its name included) into tokens, :func:`addrlist` finds the addresses in an

@@ -13,12 +13,12 @@ import fcntl
 import os
 import time
 
+from pyqmail.date822 import MONTHS
 from pyqmail.errstr import exc_str
 from pyqmail.fsutil import write_all
 from pyqmail.strerr import Die
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 #: how long qmail-local waits for the lock
 LOCK_TIMEOUT = 30
 BUFSIZE = 64 * 1024
@@ -27,7 +27,7 @@ BUFSIZE = 64 * 1024
 def myctime(t: float) -> str:
     """qmail's myctime(): ``Wed Nov 25 15:03:11 2026\\n`` in UTC."""
     tm = time.gmtime(int(t))
-    return (f"{_DAYS[tm.tm_wday]} {_MONTHS[tm.tm_mon - 1]} {tm.tm_mday:02d} "
+    return (f"{_DAYS[tm.tm_wday]} {MONTHS[tm.tm_mon - 1]} {tm.tm_mday:02d} "
             f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d} {tm.tm_year}\n")
 
 

@@ -50,3 +50,13 @@ def test_unreadable_is_an_error(home):
     (home / "rcpthosts").mkdir()
     with pytest.raises(IsADirectoryError):
         control.readlines("rcpthosts")
+
+
+def test_carriage_returns_stay(home):
+    # control.c strips spaces, tabs and newlines only (checked against fastforward's copy)
+    (home / "me").write_bytes(b"crlf.example\r\n")
+    (home / "locals").write_bytes(b"a.example\r\n\r\nb.example \t\n")
+    assert control.readline("me") == "crlf.example\r"
+    assert control.readlines("locals") == ["a.example\r", "\r", "b.example"]
+    assert control.firstline(str(home / "none")) is None
+    assert control.filelines(str(home / "locals")) == [b"a.example\r", b"\r", b"b.example"]
