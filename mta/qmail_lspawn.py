@@ -18,7 +18,7 @@ import itertools
 import os
 
 from mta import lspawn_workers
-from pyqmail import control, qmailids, spawner, users
+from pyqmail import qmailids, spawner, users
 from pyqmail.users import (QLX_CDB, QLX_EXECHARD, QLX_EXECPW, QLX_EXECSOFT, QLX_NFS,
                            QLX_NOALIAS, QLX_NOMEM, QLX_ROOT, QLX_SYS, QLX_USAGE)
 from pyqmail.strerr import run
@@ -104,9 +104,7 @@ def main(argv: list[str]) -> int:
     from pyqmail import fsutil, maildir, mbox, qmailqueue, sgetopt  # noqa: F401
 
     try:
-        os.chdir(control.qmail_home())
-        owner = os.stat("queue").st_uid  # qmailq, who owns the queue
-        os.chdir("queue/mess")
+        owner = spawner.enter_queue()
     except OSError:
         return 111
     sp = spawner.Spawner(spawn, report, 3000, owner)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import signal
 
-from pyqmail import control, preload, qmailids, spawner
+from pyqmail import preload, spawner
 from pyqmail.errstr import error_temp
 from pyqmail.strerr import run
 
@@ -96,9 +96,7 @@ def main(argv: list[str]) -> int:
 
         _remote = qmail_remote.cli
     try:
-        os.chdir(control.qmail_home())
-        owner = os.stat("queue").st_uid  # qmailq, who owns the queue
-        os.chdir("queue/mess")
+        owner = spawner.enter_queue()
     except OSError:
         return 111
     try:  # tcpto_clean

@@ -30,6 +30,17 @@ from pyqmail.fsutil import write_all
 AUTO_SPAWN = 120
 
 
+def enter_queue() -> int:
+    """Change to ``QMAILHOME/queue/mess``, where the spawners work; the uid that
+    owns the queue (qmailq), which every message file must have.  OSError on trouble."""
+    from pyqmail import control
+
+    os.chdir(control.qmail_home())
+    owner = os.stat("queue").st_uid
+    os.chdir("queue/mess")
+    return owner
+
+
 class Delivery:
     __slots__ = ("fdin", "fdout", "pid", "wstat", "output")
 
@@ -86,7 +97,7 @@ class Spawner:
         for i, ch in enumerate(messid):
             if not (48 <= ch <= 57) and (i == 0 or ch != 47):
                 return self.err(delnum, "DInternal error: messid has nonnumerics. (#5.3.5)\n")
-        if len(messid) > 100:
+        if len(messid) + 1 > 100:  # spawn.c counts the NUL
             return self.err(delnum, "DInternal error: messid too long. (#5.3.5)\n")
         if not messid:
             return self.err(delnum, "DInternal error: messid too short. (#5.3.5)\n")
