@@ -182,6 +182,17 @@ class Workers:
         if w.token:
             self.on_done(w.token, signal.SIGKILL)  # as a crashed qmail-local
 
+    def stop(self) -> None:
+        """Let every worker go and wait for them (qmail-lspawn is ending)."""
+        workers = list(self.by_fd.values())
+        for w in workers:
+            self._forget(w)
+        for w in workers:
+            try:
+                os.waitpid(w.pid, 0)
+            except ChildProcessError:
+                pass  # the spawner reaped it already
+
     def retire(self) -> None:
         """Let idle workers past their time go."""
         now = time.monotonic()

@@ -110,7 +110,10 @@ def main(argv: list[str]) -> int:
     sp = spawner.Spawner(spawn, report, 3000, owner)
     _workers = lspawn_workers.Workers(qmail_local.main, sp.finish, sp.watch)
     sp.tick = _workers.retire
-    return sp.loop()
+    try:
+        return sp.loop()
+    finally:
+        _workers.stop()
 
 
 def cli() -> None:
