@@ -30,7 +30,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -42,24 +41,12 @@ from pyqmail import queueproto  # noqa: E402
 from pyqmail.hier import make_home  # noqa: E402
 
 
-class Injectors:
+class Injectors(pf.Injectors):
     """``n`` threads sending messages to the queue service (or running qmail-queue)."""
 
     def __init__(self, env: dict[str, str], jobs: list[tuple[int, str]], n: int, cli: bool):
-        self.env, self.cli = env, cli
-        self.errors: list[str] = []
-        self.finished: list[float] = []
-        self.threads = [threading.Thread(target=self._run, args=(jobs[k::n],), daemon=True)
-                        for k in range(n) if jobs[k::n]]
-
-    def start(self) -> None:
-        for t in self.threads:
-            t.start()
-
-    def join(self) -> float:
-        for t in self.threads:
-            t.join()
-        return max(self.finished, default=time.perf_counter())
+        super().__init__(env, jobs, n)
+        self.cli = cli
 
     def _run(self, jobs: list[tuple[int, str]]) -> None:
         sock = os.path.join(self.env["QMAILHOME"], *queueproto.SOCKET)
@@ -120,10 +107,10 @@ def run_ours(count: int, users: list[str], workdir: Path, *, injectors: int = 4,
                     qd.send_signal(signal.SIGTERM)
                     qd.wait()
                     t0 = time.perf_counter()
-                    send = start_send()
+                    start_send()
                     t_last = watcher.wait(count, timeout)
                 else:
-                    send = start_send()
+                    start_send()
                     c.wait_for(lambda: (qhome / "run" / "qmail-queue.sock").exists(), 10)
                     warm = Injectors(env, [(count, users[0])], 1, False)
                     warm.start()
