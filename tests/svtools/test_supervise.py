@@ -309,7 +309,8 @@ def test_child_gets_no_stray_descriptors(tmp_path, spawn):
     spawn.supervise(s)
     pid = wait_pid(s)
     wait_for(lambda: psutil.Process(pid).name() == "sleep")
-    assert sorted(int(fd) for fd in os.listdir(f"/proc/{pid}/fd")) == [0, 1, 2]
+    fds = {int(fd): os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+    assert sorted(fds) == [0, 1, 2], fds
 
 
 def test_run_gets_the_environment_unchanged(tmp_path, spawn):
