@@ -201,8 +201,11 @@ def _getpw(user: str) -> tuple[int, int]:
 
 # -- configuration ------------------------------------------------------------------
 
-def configure(workdir: Path, libdirs: list[str]) -> dict[str, str]:
-    """Write main.cf, master.cf and the aliases under ``workdir``; the environment to run in."""
+def configure(workdir: Path, libdirs: list[str], smtpd_port: int | None = None) -> dict[str, str]:
+    """Write main.cf, master.cf and the aliases under ``workdir``; the environment to run in.
+
+    With ``smtpd_port`` master.cf keeps Debian's smtpd listener, on 127.0.0.1 at that
+    port (bench/smtp.py); otherwise there is none."""
     etc, spool, data = workdir / "etc", workdir / "spool", workdir / "data"
     etc.mkdir(parents=True)
     (etc / "dynamicmaps.cf.d").mkdir()
@@ -241,8 +244,10 @@ def configure(workdir: Path, libdirs: list[str]) -> dict[str, str]:
         dropped = False
         if fields and not line.startswith("#"):
             if fields[1] == "inet":
-                dropped = True  # no smtpd listener
-                continue
+                if smtpd_port is None or fields[0] != "smtp":
+                    dropped = True  # no smtpd listener
+                    continue
+                fields[0] = f"127.0.0.1:{smtpd_port}"
             fields[4] = "n"  # no chroot
             line = " ".join(fields)
         master.append(line)
