@@ -15,6 +15,7 @@ it is cleaned up later, as after a crash of qmail-queue).
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import stat
 import threading
@@ -97,6 +98,8 @@ def watch_parent() -> None:
 
 def main(argv: list[str]) -> int:
     os.umask(0o033)
+    # a caller gone before its answer must cost it its answer, not the service its life
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     try:
         if stat.S_ISFIFO(os.fstat(0).st_mode):
             threading.Thread(target=watch_parent, daemon=True).start()

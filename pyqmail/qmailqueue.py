@@ -159,7 +159,18 @@ class Queue:
             self.fdm = -1
         self._buf.append(b"\0")
         if self.inproc:  # the queue service, directly
-            if self.client is not None:
+            if self.client is not None and self.flagerr:
+                # no envelope, as qmail-queue gets none then: nothing is queued
+                # (the service still answers, so it never writes to a closed socket)
+                import socket  # loaded already, by queueproto
+
+                try:
+                    self.client.sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                self.code = self.client.finish()
+                self.client = None
+            elif self.client is not None:
                 self.client.envelope(b"".join(self._buf))
                 self.code = self.client.finish()
                 self.client = None

@@ -318,6 +318,26 @@ def test_second_service_refuses_to_start(home: Home, spawn) -> None:
     assert home.qq(user="nobody")[0] == 0
 
 
+def test_service_survives_callers_that_leave_early(home: Home, spawn) -> None:
+    """A caller gone before its answer (killed qmail-smtpd, a client that hangs up)
+    costs the service nothing: no SIGPIPE death, and the next caller is served."""
+    from pyqmail import queueproto
+
+    home.start_service(spawn)
+    for _ in range(20):
+        c = queueproto.Client(str(home.socket))
+        c.put(MSG)
+        c.end_message()
+        c.envelope(ENV)
+        c.sock.close()  # without reading the answer
+        c = queueproto.Client(str(home.socket))
+        c.put(MSG[:5])
+        c.sock.close()  # in the middle of the message
+    time.sleep(0.2)
+    assert home.service.poll() is None
+    assert home.qq(user="nobody" if ROOT else None)[0] == 0
+
+
 @needs_root
 def test_service_exits_when_its_stdin_pipe_ends(home: Home, spawn) -> None:
     p = home.start_service(spawn)
