@@ -14,6 +14,8 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+	# byte-compile now: with PYTHONDONTWRITEBYTECODE set, every start would compile again
+	$(BIN)/python -m compileall -q pyqmail svtools tcpserver mta service
 	touch $@
 
 venv: $(STAMP)

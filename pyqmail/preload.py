@@ -81,6 +81,21 @@ def resolve(prog: str) -> str | None:
     return None
 
 
+def entry(prog: str) -> str | None:
+    """``module:function`` of our program ``prog`` (searched in PATH as exec would),
+    without loading it; None if it is not one of ours."""
+    path = resolve(prog)
+    if path is None:
+        return None
+    real = os.path.realpath(path)
+    if os.path.dirname(real) not in _bindirs():
+        return None
+    value = _entry_point(real)
+    if value is None or value.split(".")[0] not in _PACKAGES:
+        return None
+    return value
+
+
 def find(prog: str) -> Callable[[], None] | None:
     """The loaded ``cli`` of our program ``prog``, or None if it is not one of ours
     (or cannot be loaded: it is then exec'd, and any error shows there)."""

@@ -60,8 +60,7 @@ def _via_service(prog: str) -> bool:
             return False
     except OSError:
         return False
-    target = preload.find(prog)
-    return target is not None and target.__module__ == "mta.qmail_queue"
+    return preload.entry(prog) == "mta.qmail_queue:cli"
 
 
 class Queue:
