@@ -19,6 +19,16 @@ from tests.helpers import cmd, ours, wait_for
 TOP = Path(__file__).resolve().parent.parent
 
 
+def leftovers(tmp_path: Path) -> list[psutil.Process]:
+    """Processes whose command line or directory is under ``tmp_path``."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "cwd"]):
+        text = " ".join(proc.info["cmdline"] or []) + " " + (proc.info["cwd"] or "")
+        if str(tmp_path) in text:
+            found.append(proc)
+    return found
+
+
 @pytest.fixture
 def scratch():
     """A scratch directory others can reach (as root the mail services run as nobody)."""
@@ -69,15 +79,9 @@ def test_quickstart_runs_and_stops_cleanly(scratch):
         if p.poll() is None:
             p.kill()
             p.wait()
+            for proc in leftovers(tmp_path):  # what a killed quick start could not stop
+                proc.kill()
     assert p.returncode == 0
     assert b"svstat" in out and b"pyqmail: stopped." in out
 
-    def leftovers() -> list[psutil.Process]:
-        found = []
-        for proc in psutil.process_iter(["cmdline", "cwd"]):
-            text = " ".join(proc.info["cmdline"] or []) + " " + (proc.info["cwd"] or "")
-            if str(tmp_path) in text:
-                found.append(proc)
-        return found
-
-    wait_for(lambda: not leftovers(), timeout=10, what="no process left behind")
+    wait_for(lambda: not leftovers(tmp_path), timeout=10, what="no process left behind")
