@@ -4,7 +4,9 @@ side in a scratch directory.
 Run by ``make run``.  Copies ``examples/services`` into ``.scratch/service``,
 lays out a qmail tree in ``.scratch/qmail`` (host ``localhost``) with the
 caller as its one mailbox (``.scratch/mail/Maildir``, through users/assign),
-adds a ``qmail-send`` service (``qmail-start ./Maildir/`` logged by multilog),
+adds a ``qmail-send`` service (``qmail-start ./Maildir/`` logged by multilog)
+and a ``qmail-smtpd`` one (our tcpserver on 127.0.0.1, port 2525 or
+``$PYQMAIL_SMTP_PORT``, taking mail for the scratch host),
 starts our svscan on it with our programs first on PATH, prints how to send
 mail and look at and control the services, and on Ctrl-C (or SIGTERM) takes
 every service and supervise down with ``svc -dx`` before it exits, leaving no
@@ -28,6 +30,8 @@ SCRATCH = Path(os.environ.get("PYQMAIL_SCRATCH", TOP / ".scratch"))
 SERVICE = SCRATCH / "service"
 #: the scratch mail host: with a dot, so qmail-inject adds no default domain to it
 HOST = "localhost.localdomain"
+#: where qmail-smtpd listens (on 127.0.0.1)
+SMTP_PORT = int(os.environ.get("PYQMAIL_SMTP_PORT", "2525"))
 
 
 def lay_out() -> list[Path]:
@@ -54,7 +58,8 @@ def mail(env: dict[str, str]) -> tuple[Path, Path, str]:
     qmail, home = SCRATCH / "qmail", SCRATCH / "mail"
     me = pwd.getpwuid(os.getuid()).pw_name
     runas = pwd.getpwnam("nobody") if os.getuid() == 0 else pwd.getpwuid(os.getuid())
-    make_home(str(qmail), HOST, str(BIN))
+    make_home(str(qmail), HOST, str(BIN),
+              (runas.pw_uid, runas.pw_gid) if os.getuid() == 0 else None)
     maildir = home / "Maildir"
     for sub in ("", "tmp", "new", "cur"):
         (maildir / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -72,8 +77,18 @@ def mail(env: dict[str, str]) -> tuple[Path, Path, str]:
     _script(svc / "run", f"exec 2>&1\nQMAILHOME={qmail}\nexport QMAILHOME\n"
                          f"exec {setuid}qmail-start ./Maildir/\n")
     _script(svc / "log" / "run", f"exec {setuid}multilog t s2500000 ./main\n")
+    # qmail-smtpd on a loopback port, taking mail for this host only (rcpthosts)
+    (qmail / "control" / "rcpthosts").write_text(HOST + "\n")
+    smtpd = SERVICE / "qmail-smtpd"
+    (smtpd / "log").mkdir(parents=True, exist_ok=True)
+    ids_opt = f"-u {runas.pw_uid} -g {runas.pw_gid} " if os.getuid() == 0 else ""
+    _script(smtpd / "run", f"exec 2>&1\nQMAILHOME={qmail}\nexport QMAILHOME\n"
+                           f"exec tcpserver -v -HR -l {HOST} {ids_opt}127.0.0.1 {SMTP_PORT} "
+                           f"qmail-smtpd\n")
+    _script(smtpd / "log" / "run", f"exec {setuid}multilog t s2500000 ./main\n")
     if os.getuid() == 0:
-        os.chown(svc / "log", runas.pw_uid, runas.pw_gid)
+        for d in (svc / "log", smtpd / "log"):
+            os.chown(d, runas.pw_uid, runas.pw_gid)
     return qmail, maildir, me
 
 
@@ -112,6 +127,8 @@ def main() -> int:
 
 In another shell (after `. .venv/bin/activate` and `export QMAILHOME={home}`):
   echo 'Subject: hello' | qmail-inject {me}      send yourself mail ({me}@{HOST})
+  python3 -c "import smtplib; smtplib.SMTP('127.0.0.1', {SMTP_PORT}).sendmail('you@example.org', ['{me}@{HOST}'], 'Subject: by SMTP\\n\\nhi\\n')"
+                                       the same through qmail-smtpd on port {SMTP_PORT}
   ls {box}/new                       where it lands
   tai64nlocal < {rel}/qmail-send/log/main/current   qmail-send's log
   qmail-qstat; qmail-qread             the queue

@@ -31,8 +31,14 @@ DIRS = (
 )
 
 
+#: (uid, gid) to own everything instead of qmail's accounts (see make_queue)
+_as: tuple[int, int] | None = None
+
+
 def _own(path: str, owner: str) -> None:
-    if ids.privileged():
+    if _as is not None:
+        os.chown(path, *_as)
+    elif ids.privileged():
         os.chown(path, ids.run_uid(owner), ids.run_gid(ids.GROUP_QMAIL))
 
 
@@ -42,8 +48,20 @@ def _dir(path: str, owner: str, mode: int) -> None:
     os.chmod(path, mode)
 
 
-def make_queue(home: str) -> None:
-    """Create (or repair) the queue under ``home``; existing contents are kept."""
+def make_queue(home: str, as_user: tuple[int, int] | None = None) -> None:
+    """Create (or repair) the queue under ``home``; existing contents are kept.
+
+    ``as_user`` (uid, gid): one account owns it all, for a system run entirely
+    as that account (the quick start run by root runs it as nobody)."""
+    global _as
+    _as = as_user
+    try:
+        _make_queue(home)
+    finally:
+        _as = None
+
+
+def _make_queue(home: str) -> None:
     for name, owner, mode, split in DIRS:
         path = os.path.join(home, name)
         _dir(path, owner, mode)
@@ -77,10 +95,10 @@ BIN = ("qmail-queue", "qmail-local", "qmail-remote", "qmail-getpw", "qmail-injec
        "except", "maildirmake", "maildir2mbox", "splogger", "dot-forward", "fastforward")
 
 
-def make_home(home: str, me: str, bindir: str) -> None:
+def make_home(home: str, me: str, bindir: str, as_user: tuple[int, int] | None = None) -> None:
     """A whole qmail tree under ``home`` for host ``me``: ``bin/`` linking to our
     programs in ``bindir``, ``control/me`` and ``control/locals`` (kept if
-    present), and the queue."""
+    present), and the queue (see :func:`make_queue` for ``as_user``)."""
     os.makedirs(os.path.join(home, "control"), exist_ok=True)
     os.makedirs(os.path.join(home, "bin"), exist_ok=True)
     os.chmod(home, 0o755)
@@ -95,4 +113,4 @@ def make_home(home: str, me: str, bindir: str) -> None:
             with open(path, "w") as f:
                 f.write(me + "\n")
             os.chmod(path, 0o644)
-    make_queue(home)
+    make_queue(home, as_user)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import smtplib
+import socket
 import tempfile
 import pwd
 import re
@@ -40,7 +42,10 @@ def scratch():
 
 def test_quickstart_runs_and_stops_cleanly(scratch):
     tmp_path = scratch
-    env = dict(os.environ, PYQMAIL_SCRATCH=str(tmp_path))
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    env = dict(os.environ, PYQMAIL_SCRATCH=str(tmp_path), PYQMAIL_SMTP_PORT=str(port))
     p = subprocess.Popen([sys.executable, str(TOP / "examples" / "quickstart.py")], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -73,6 +78,21 @@ def test_quickstart_runs_and_stops_cleanly(scratch):
         log = service / "qmail-send" / "log" / "main" / "current"
         wait_for(lambda: "end msg" in log.read_text(), timeout=15)
         assert re.search(r"@4000[0-9a-f]{20} delivery 1: success: did_1\+0\+0/", log.read_text())
+        # and through qmail-smtpd on its loopback port
+        wait_for(lambda: "up (pid" in cmd([ours("svstat"), str(service / "qmail-smtpd")]).out)
+        def smtp_up() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+                return True
+            except OSError:
+                return False
+        wait_for(smtp_up, timeout=15, what="qmail-smtpd listening")
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+            s.sendmail("you@example.org", [f"{me}@localhost.localdomain"],
+                       b"Subject: by smtp\r\n\r\nhi\r\n")
+        wait_for(lambda: len(list(new.iterdir())) == 2, timeout=15, what="the SMTP message")
+        [smtp_msg] = [p.read_bytes() for p in new.iterdir() if b"by smtp" in p.read_bytes()]
+        assert b"Received: from unknown (HELO " in smtp_msg
         p.send_signal(signal.SIGTERM)
         out, _ = p.communicate(timeout=20)
     finally:
