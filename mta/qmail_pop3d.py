@@ -25,6 +25,10 @@ counted from 1``, ``-ERR not that many messages``, ``-ERR already deleted``,
 messages``, ``-ERR unable to scan $HOME/Maildir``.  The session ends, exit 0,
 at QUIT, at the end of the input, on a network error, or after 1200 seconds
 in which the client sends or takes nothing.
+
+Beyond qmail 1.03: with ``$POP3CAPA`` set, CAPA (RFC 2449) lists TOP, UIDL
+and USER (announced in the TRANSACTION state too, as RFC 2449 asks of the
+AUTHORIZATION state's capabilities); without it, ``-ERR unimplemented``.
 """
 from __future__ import annotations
 
@@ -32,9 +36,10 @@ import os
 
 import _signal
 
-from mta.qmail_popup import OKAY, Channel, Hangup
+from mta.qmail_popup import MAXLINE, OKAY, capa_enabled, capabilities, connection
 from pyqmail import maildir
 from pyqmail.scan import scan_ulong
+from pyqmail.timeoutio import Closed, Conn, Hangup
 
 ERR_NOMAILDIR = b"-ERR this user has no $HOME/Maildir\r\n"
 ERR_SCAN = b"-ERR unable to scan $HOME/Maildir\r\n"
@@ -81,7 +86,7 @@ def lines(fd: int):
         try:
             data = os.read(fd, READSIZE)
         except OSError:
-            raise Hangup() from None
+            raise Closed from None
         if not data:
             if buf:
                 yield buf, False
@@ -96,7 +101,7 @@ def lines(fd: int):
 class Pop3d:
     """The transaction state of one session."""
 
-    def __init__(self, chan: Channel, messages: list[Message]) -> None:
+    def __init__(self, chan: Conn, messages: list[Message]) -> None:
         self.chan = chan
         self.m = messages
         self.last = 0
@@ -106,11 +111,13 @@ class Pop3d:
             b"rset": self.rset, b"last": self.last_, b"top": self.top,
             b"noop": self.noop,
         }
+        if capa_enabled():
+            self.commands[b"capa"] = self.capa
 
     def serve(self) -> None:
         """Answer commands until QUIT (or :class:`Hangup`)."""
         while True:
-            verb, arg = self.chan.command()
+            verb, arg = self.chan.command(MAXLINE)
             fun = self.commands.get(verb)
             if fun is None:
                 self.chan.reply(ERR_UNIMPL)
@@ -137,6 +144,9 @@ class Pop3d:
 
     def noop(self, arg: bytes) -> None:
         self.chan.reply(OKAY)
+
+    def capa(self, arg: bytes) -> None:
+        self.chan.reply(capabilities())
 
     def stat(self, arg: bytes) -> None:
         total = sum(m.size for m in self.m if not m.deleted)
@@ -231,7 +241,7 @@ class Pop3d:
                 try:
                     data = os.read(fd, READSIZE)
                 except OSError:
-                    raise Hangup() from None
+                    raise Closed from None
                 if not data:
                     break
                 started = True
@@ -259,7 +269,7 @@ class Pop3d:
 
 def main(argv: list[str]) -> int:
     _signal.signal(_signal.SIGPIPE, _signal.SIG_IGN)
-    chan = Channel()
+    chan = connection()
     try:
         if len(argv) < 2:
             chan.reply(ERR_NOMAILDIR)

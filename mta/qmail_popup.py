@@ -13,18 +13,26 @@ authorization failed``; killed by a signal, ``-ERR aack, child crashed``.
 qmail-popup then exits 1, as it does on QUIT, at the end of the input, and
 when the client sends or takes nothing for 1200 seconds.
 
-:class:`Channel` is the network side, shared with qmail-pop3d: djb's
-timeoutread/timeoutwrite under substdio, and qmail's commands() parsing.
+Beyond qmail 1.03, each off unless configured: CAPA (RFC 2449) when
+``$POP3CAPA`` is set, and STLS (RFC 2595) when ``QMAILHOME/control/servercert.pem``
+exists and descriptors 0 and 1 are a socket.  After STLS qmail-popup keeps the
+TLS connection: ``subprogram`` gets one end of a socketpair as descriptors 0
+and 1, and qmail-popup carries the bytes between it and the client
+(:meth:`pyqmail.timeoutio.Conn.relay`), as sslserver or stunnel would.
+
+The network side is :class:`pyqmail.timeoutio.Conn` with qmail's buffer
+sizes (:func:`connection`), shared with qmail-pop3d.
 """
 from __future__ import annotations
 
 import os
-import select
+import stat
 import time
 
 import _signal
 
-from pyqmail import pathexec
+from pyqmail import control, pathexec
+from pyqmail.timeoutio import Conn, Hangup
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -53,133 +61,119 @@ ERR_BADAUTH = b"-ERR authorization failed\r\n"
 ERR_SYNTAX = b"-ERR syntax error\r\n"
 ERR_WANTUSER = b"-ERR USER first\r\n"
 ERR_AUTHORIZ = b"-ERR authorization first\r\n"
+TLS_GO = b"+OK begin TLS negotiation\r\n"
+ERR_TLS_AGAIN = b"-ERR TLS already active\r\n"
+ERR_TLS_AFTER_USER = b"-ERR STLS not allowed after USER\r\n"
+ERR_TLS_UNAVAILABLE = b"-ERR TLS not available\r\n"
+#: the capabilities of the session after login (qmail-pop3d's commands): RFC 2449
+#: says those of the AUTHORIZATION state are announced in both states, so USER too
+CAPS = (b"TOP", b"UIDL", b"USER")
+#: the certificate and its key, PEM, in one file (as qmail's TLS patches keep it)
+SERVERCERT = "servercert.pem"
 
 
-class Hangup(Exception):
-    """The client is gone, or silent past the timeout: the session ends."""
+def connection(rfd: int = 0, wfd: int = 1, timeout: float = TIMEOUT) -> Conn:
+    """The network side as qmail-popup and qmail-pop3d use it (qmail's substdio sizes)."""
+    return Conn(timeout, rfd, wfd, readsize=READSIZE, writesize=WRITESIZE, outsize=OUTSIZE)
 
 
-class Channel:
-    """Lines from descriptor ``infd``, replies to ``outfd``, each read and write
-    allowed ``timeout`` seconds; :class:`Hangup` on end of input, error or timeout."""
+def capa_enabled() -> bool:
+    """CAPA is answered only where the administrator asks for it (qmail has none)."""
+    return "POP3CAPA" in os.environ
 
-    def __init__(self, infd: int = 0, outfd: int = 1, timeout: float = TIMEOUT) -> None:
-        self.infd = infd
-        self.outfd = outfd
-        self.timeout = timeout
-        self.buf = bytearray()
-        self.out = bytearray()
 
-    def _ready(self, fd: int, write: bool) -> None:
-        try:
-            if write:
-                ok = select.select([], [fd], [], self.timeout)[1]
-            else:
-                ok = select.select([fd], [], [], self.timeout)[0]
-        except (OSError, ValueError):
-            raise Hangup() from None
-        if not ok:
-            raise Hangup()
-
-    def line(self) -> bytes:
-        """The next line, without its LF and a CR before it."""
-        line = bytearray()
-        while True:
-            nl = self.buf.find(b"\n")
-            end = nl if nl >= 0 else len(self.buf)
-            room = MAXLINE - len(line)
-            if room > 0:
-                line += self.buf[:min(end, room)]
-            if nl >= 0:
-                del self.buf[:nl + 1]
-                break
-            self.buf.clear()
-            self._ready(self.infd, False)
-            try:
-                data = os.read(self.infd, READSIZE)
-            except OSError:
-                raise Hangup() from None
-            if not data:
-                raise Hangup()
-            self.buf += data
-        if line.endswith(b"\r"):
-            del line[-1]
-        return bytes(line)
-
-    def command(self) -> tuple[bytes, bytes]:
-        """The next command as qmail's commands() sees it: the line up to a NUL,
-        its first word in lower case, and the rest after the spaces that follow."""
-        text = self.line().split(b"\0", 1)[0]
-        verb, _, arg = text.partition(b" ")
-        return verb.lower(), arg.lstrip(b" ")
-
-    def put(self, data: bytes) -> None:
-        """Queue ``data`` for the client, writing when enough has gathered."""
-        self.out += data
-        if len(self.out) >= OUTSIZE:
-            self.flush()
-
-    def flush(self) -> None:
-        """Write what is queued."""
-        data = memoryview(bytes(self.out))
-        self.out.clear()
-        while data:
-            self._ready(self.outfd, True)
-            try:
-                n = os.write(self.outfd, data[:WRITESIZE])
-            except OSError:
-                raise Hangup() from None
-            data = data[n:]
-
-    def reply(self, data: bytes) -> None:
-        """Send one reply now."""
-        self.put(data)
-        self.flush()
+def capabilities(*extra: bytes) -> bytes:
+    """The CAPA reply: what qmail-pop3d does after login, and ``extra``."""
+    return (b"+OK capability list follows\r\n" + b"".join(c + b"\r\n" for c in CAPS + extra)
+            + b".\r\n")
 
 
 class Popup:
     """One authorization dialogue."""
 
-    def __init__(self, chan: Channel, hostname: bytes, child: list[str]) -> None:
-        self.chan = chan
+    def __init__(self, conn: Conn, hostname: bytes, child: list[str]) -> None:
+        self.conn = conn
         self.hostname = hostname
         self.child = child
         self.unique = b"%d.%d@" % (os.getpid(), int(time.time()))
         self.username: bytes | None = None
+        self.capa = capa_enabled()
+        self._tls_ok: bool | None = None
 
     def greet(self) -> None:
-        self.chan.reply(b"+OK <" + self.unique + self.hostname + b">\r\n")
+        self.conn.reply(b"+OK <" + self.unique + self.hostname + b">\r\n")
 
     def serve(self) -> None:
         """Answer commands until the session ends (by :class:`Hangup` or SystemExit)."""
+        reply = self.conn.reply
         while True:
-            verb, arg = self.chan.command()
+            verb, arg = self.conn.command(MAXLINE)
             if verb == b"user":
                 if not arg:
-                    self.chan.reply(ERR_SYNTAX)
+                    reply(ERR_SYNTAX)
                     continue
-                self.chan.reply(OKAY)
+                reply(OKAY)
                 self.username = arg
             elif verb == b"pass":
                 if self.username is None:
-                    self.chan.reply(ERR_WANTUSER)
+                    reply(ERR_WANTUSER)
                 elif not arg:
-                    self.chan.reply(ERR_SYNTAX)
+                    reply(ERR_SYNTAX)
                 else:
                     self.login(self.username, arg)
             elif verb == b"apop":
                 user, space, digest = arg.partition(b" ")
                 if not space:
-                    self.chan.reply(ERR_SYNTAX)
+                    reply(ERR_SYNTAX)
                     continue
                 self.login(user, digest)
             elif verb == b"quit":
-                self.chan.reply(OKAY)
+                reply(OKAY)
+                self.conn.close_tls()
                 return
             elif verb == b"noop":
-                self.chan.reply(OKAY)
+                reply(OKAY)
+            elif verb == b"capa" and self.capa:
+                reply(capabilities(*((b"STLS",) if self.tls_offered() else ())))
+            elif verb == b"stls" and (self.conn.tls is not None or self.tls_available()):
+                self.stls()
             else:
-                self.chan.reply(ERR_AUTHORIZ)
+                reply(ERR_AUTHORIZ)
+
+    def tls_available(self) -> bool:
+        """A certificate is configured and the client is on a socket (checked once)."""
+        if self._tls_ok is None:
+            try:
+                self._tls_ok = (os.path.isfile(control.path("control", SERVERCERT))
+                                and stat.S_ISSOCK(os.fstat(self.conn.rfd).st_mode)
+                                and stat.S_ISSOCK(os.fstat(self.conn.wfd).st_mode))
+            except OSError:
+                self._tls_ok = False
+        return self._tls_ok
+
+    def tls_offered(self) -> bool:
+        return self.conn.tls is None and self.username is None and self.tls_available()
+
+    def stls(self) -> None:
+        """RFC 2595: only once, only before USER; then the dialogue starts over
+        (the client forgets what it knew), under TLS."""
+        if self.conn.tls is not None:
+            self.conn.reply(ERR_TLS_AGAIN)
+            return
+        if self.username is not None:
+            self.conn.reply(ERR_TLS_AFTER_USER)
+            return
+        import ssl
+
+        try:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.options |= ssl.OP_NO_RENEGOTIATION
+            context.load_cert_chain(control.path("control", SERVERCERT))
+        except (OSError, ValueError):  # unreadable or not a key and certificate
+            self.conn.reply(ERR_TLS_UNAVAILABLE)
+            return
+        self.conn.reply(TLS_GO)
+        self.conn.starttls(context)
 
     def login(self, user: bytes, password: bytes) -> None:
         """Run the checker with ``user`` and ``password`` on descriptor 3, wait
@@ -194,6 +188,14 @@ class Popup:
             self.fail(ERR_PIPE)
         if rfd != 3:
             self.fail(ERR_PIPE)
+        local = theirs = None
+        if self.conn.tls is not None:
+            import socket
+
+            try:
+                local, theirs = socket.socketpair()
+            except OSError:
+                self.fail(ERR_PIPE)
         try:
             pid = os.fork()
         except OSError:
@@ -202,6 +204,9 @@ class Popup:
             try:
                 os.close(wfd)
                 os.set_inheritable(rfd, True)
+                if theirs is not None:  # the child speaks in the clear to the relay
+                    os.dup2(theirs.fileno(), 0)
+                    os.dup2(theirs.fileno(), 1)
                 _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
                 pathexec.run(self.child)
             finally:
@@ -213,30 +218,41 @@ class Popup:
                 data = data[os.write(wfd, data):]
         except OSError:
             self.fail(ERR_WRITE)
+        finally:
+            if local is not None:
+                theirs.close()
         os.close(wfd)
+        if local is not None:
+            self.conn.take()  # read past PASS: lost to the child, as without TLS
+            try:
+                self.conn.relay(local)
+            finally:
+                local.close()
         try:
             _, status = os.waitpid(pid, 0)
         except OSError:
             raise SystemExit(1) from None
         if os.WIFSIGNALED(status):
-            self.chan.reply(ERR_CRASHED)
+            self.conn.reply(ERR_CRASHED)
         elif os.WIFEXITED(status) and os.WEXITSTATUS(status):
-            self.chan.reply(ERR_BADAUTH)
+            self.conn.reply(ERR_BADAUTH)
+        self.conn.close_tls()
         raise SystemExit(1)
 
     def fail(self, reply: bytes) -> NoReturn:
-        self.chan.reply(reply)
+        self.conn.reply(reply)
+        self.conn.close_tls()
         raise SystemExit(1)
 
 
 def main(argv: list[str]) -> int:
     _signal.signal(_signal.SIGPIPE, _signal.SIG_IGN)
-    chan = Channel()
+    conn = connection()
     try:
         if len(argv) < 3:
-            chan.reply(ERR_USAGE)
+            conn.reply(ERR_USAGE)
             return 1
-        popup = Popup(chan, os.fsencode(argv[1]), argv[2:])
+        popup = Popup(conn, os.fsencode(argv[1]), argv[2:])
         popup.greet()
         popup.serve()
     except Hangup:

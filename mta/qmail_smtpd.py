@@ -1,8 +1,9 @@
 """qmail-smtpd: receive mail via SMTP, as qmail 1.03's (qmail-smtpd(8)).
 
-Usage: ``qmail-smtpd`` with descriptors 0 and 1 on the connection and the
-environment tcpserver gives (TCPREMOTEIP, TCPREMOTEHOST, TCPREMOTEINFO,
-TCPLOCALHOST or TCPLOCALIP, and RELAYCLIENT and DATABYTES from the rules).
+Usage: ``qmail-smtpd [hostname checkprogram subprogram ...]`` with
+descriptors 0 and 1 on the connection and the environment tcpserver gives
+(TCPREMOTEIP, TCPREMOTEHOST, TCPREMOTEINFO, TCPLOCALHOST or TCPLOCALIP, and
+RELAYCLIENT and DATABYTES from the rules).
 
 The dialogue, the replies (:mod:`mta.smtpd_replies`), the control files
 (smtpgreeting, localiphost, timeoutsmtpd, rcpthosts, morercpthosts.cdb,
@@ -10,6 +11,11 @@ badmailfrom, databytes) and the message handed to qmail-queue (a
 ``Received:`` line, then the data with CRLF as LF and dot-stuffing undone)
 are qmail 1.03's.  Exit 0 after QUIT, 1 when the connection ends or breaks,
 after a timeout, a bare LF, or a 421.
+
+Beyond qmail 1.03, each off unless configured: SIZE (control/esmtpsize, when
+databytes limits the message), ENHANCEDSTATUSCODES (control/enhancedstatuscodes), STARTTLS
+(control/servercert.pem, :mod:`mta.smtpd_tls`) and AUTH LOGIN PLAIN through
+a checkpassword program given as arguments (:mod:`mta.smtpd_auth`).
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ import time
 import _signal
 
 from mta import smtpd_replies as R
+from mta import smtpd_tls
 from mta.rcpthosts import BadMailFrom, RcptHosts, addrparse
 from pyqmail import control
 from pyqmail.date822 import date822
@@ -51,8 +58,9 @@ class StrayNewline(Exception):
 
 
 def received(local: bytes, remoteip: bytes, remotehost: bytes, remoteinfo: bytes | None,
-             helo: bytes | None, when: float | None = None) -> bytes:
-    """The ``Received:`` line of received.c (two lines, the second indented)."""
+             helo: bytes | None, when: float | None = None, protocol: bytes = b"SMTP") -> bytes:
+    """The ``Received:`` line of received.c (two lines, the second indented);
+    ``protocol`` is ``ESMTPS (cipher encrypted)`` after STARTTLS, as the TLS patch has it."""
     parts = [b"Received: from ", remotehost.translate(SAFE)]
     if helo is not None:
         parts += [b" (HELO ", helo.translate(SAFE), b")"]
@@ -60,7 +68,7 @@ def received(local: bytes, remoteip: bytes, remotehost: bytes, remoteinfo: bytes
     if remoteinfo is not None:
         parts += [remoteinfo.translate(SAFE), b"@"]
     parts += [remoteip.translate(SAFE), b")\n  by ", local.translate(SAFE),
-              b" with SMTP; ", date822(when)]
+              b" with ", protocol, b"; ", date822(when)]
     return b"".join(parts)
 
 
@@ -96,12 +104,16 @@ class Config:
         self.remotehost = env.get(b"TCPREMOTEHOST", b"unknown")
         self.remoteinfo = env.get(b"TCPREMOTEINFO")
         self.relayclient = env.get(b"RELAYCLIENT")
+        self.esc = control.readint("enhancedstatuscodes", 0) != 0
+        self.sizelimit = self.databytes if control.readint("esmtpsize", 0) else 0
+        self.forcetls = control.readint("forcetls", 0) != 0
+        self.tlsok = smtpd_tls.possible()
 
 
 class Session:
     """One SMTP dialogue (qmail-smtpd.c's globals and smtp_* functions)."""
 
-    def __init__(self, conn: Conn, c: Config) -> None:
+    def __init__(self, conn: Conn, c: Config, args: list[str] | None = None) -> None:
         self.conn = conn
         self.c = c
         self.seenmail = False
@@ -109,6 +121,10 @@ class Session:
         self.mailfrom = b""
         self.rcptto: list[bytes] = []
         self.dohelo(c.remotehost)
+        self.tls: bytes | None = None  # the Received line's protocol once TLS is on
+        self.authd = False
+        self.relayclient, self.remoteinfo = c.relayclient, c.remoteinfo
+        self.checkargs = args[1:] if args else []  # the checkpassword program
         self.commands = {
             b"rcpt": (self.rcpt, False), b"mail": (self.mail, False),
             b"data": (self.data, True), b"quit": (self.quit, True),
@@ -116,17 +132,24 @@ class Session:
             b"rset": (self.rset, False), b"help": (self.help, True),
             b"noop": (self.noop, True), b"vrfy": (self.vrfy, True),
         }
+        if c.tlsok:
+            self.commands[b"starttls"] = (lambda arg: smtpd_tls.starttls(self, arg), True)
+        if args:
+            from mta import smtpd_auth
 
-    def out(self, text: bytes) -> None:
-        self.conn.put(text)
+            self.commands[b"auth"] = (lambda arg: smtpd_auth.auth(self, arg), True)
 
-    def greet(self, code: bytes, tail: bytes = R.CRLF) -> None:
-        self.out(code + self.c.greeting + tail)
+    def out(self, text: bytes, code: bytes | None = None) -> None:
+        self.conn.put(R.enhance(text, code) if self.c.esc else text)
+
+    def greet(self, code: bytes, tail: bytes = R.CRLF, esc: bytes | None = None) -> None:
+        text = code + self.c.greeting + tail
+        self.conn.put(R.enhance(text, esc) if esc and self.c.esc else text)
 
     def loop(self) -> None:
         """Answer commands until QUIT or the end (commands.c)."""
-        conn = self.conn
         while True:
+            conn = self.conn  # a new one after STARTTLS
             try:
                 line = conn.getline(MAXLINE)
             except TooLong:
@@ -142,7 +165,7 @@ class Session:
             fun, flush = self.commands.get(verb.lower(), (self.unimpl, True))
             fun(arg.lstrip(b" "))
             if flush:
-                conn.flush()
+                self.conn.flush()
 
     def dohelo(self, arg: bytes) -> None:
         self.helohost = arg
@@ -163,7 +186,10 @@ class Session:
         self.dohelo(arg)
 
     def ehlo(self, arg: bytes) -> None:
-        self.greet(R.EHLO, R.EHLO_KEYWORDS)
+        c = self.c
+        self.conn.put(R.ehlo(c.greeting, starttls=c.tlsok and self.tls is None,
+                             auth=bool(self.checkargs) and (self.tls is not None or not c.forcetls),
+                             size=c.sizelimit, enhanced=c.esc))
         self.seenmail = False
         self.dohelo(arg)
 
@@ -176,11 +202,14 @@ class Session:
         if addr is None:
             self.out(R.SYNTAX)
             return
+        if self.c.sizelimit and declared_size(arg) > self.c.sizelimit:
+            self.out(R.SIZE_EXCEEDED)
+            return
         self.flagbarf = self.check(lambda: addr in self.c.bmf)
         self.seenmail = True
         self.rcptto = []
         self.mailfrom = addr
-        self.out(R.OK)
+        self.out(R.OK, R.MAIL_OK)
 
     def rcpt(self, arg: bytes) -> None:
         if not self.seenmail:
@@ -193,13 +222,13 @@ class Session:
         if self.flagbarf:
             self.out(R.BADMAILFROM)
             return
-        if self.c.relayclient is not None:
-            addr += self.c.relayclient
+        if self.relayclient is not None:
+            addr += self.relayclient
         elif not self.check(lambda: self.c.rcpthosts.allowed(addr)):
             self.out(R.NOGATEWAY)
             return
         self.rcptto.append(addr)
-        self.out(R.OK)
+        self.out(R.OK, R.RCPT_OK)
 
     def check(self, test) -> bool:
         """``test()``, or 421 "unable to read controls" if a control file fails."""
@@ -223,7 +252,7 @@ class Session:
         self.out(R.UNIMPLEMENTED)
 
     def quit(self, arg: bytes) -> None:
-        self.greet(R.QUIT)
+        self.greet(R.QUIT, esc=R.SENT)
         self.conn.flush()
         raise Drop(0)
 
@@ -243,7 +272,8 @@ class Session:
             return
         qp = qq.qp
         self.out(R.GO_AHEAD)
-        qq.put(received(c.local, c.remoteip, c.remotehost, c.remoteinfo, self.fakehelo))
+        qq.put(received(c.local, c.remoteip, c.remotehost, self.remoteinfo, self.fakehelo,
+                        protocol=self.tls or b"SMTP"))
         try:
             hops, overflow = blast(self.conn, qq, c.databytes)
         except (StrayNewline, Timeout, Closed) as e:
@@ -264,7 +294,7 @@ class Session:
             qq.recipient(addr)
         qqx = qq.close()
         if not qqx:
-            self.out(R.ACCEPTED % (int(time.time()), qp))
+            self.out(R.ACCEPTED % (int(time.time()), qp), R.SENT)
         elif hops:
             self.out(R.TOO_MANY_HOPS)
         elif overflow:
@@ -272,6 +302,17 @@ class Session:
         else:
             self.out((R.QUEUE_PERM if qqx[0] == "D" else R.QUEUE_TEMP)
                      + qqx[1:].encode() + R.CRLF)
+
+
+def declared_size(arg: bytes) -> int:
+    """The ``SIZE=`` of a MAIL argument (RFC 1870), 0 without one; other
+    parameters (BODY=, AUTH=, ...) are ignored, as the SIZE patches do."""
+    i = arg.find(b"<")
+    rest = arg[i + 1:] if i >= 0 else arg.partition(b":")[2].lstrip(b" ")
+    for word in rest.split(b" ")[1:]:
+        if word[:5].upper() == b"SIZE=":
+            return scan_ulong(word[5:])[0]
+    return 0
 
 
 def blast(conn: Conn, qq: Queue, databytes: int) -> tuple[int, bool]:
@@ -358,6 +399,7 @@ def blast(conn: Conn, qq: Queue, databytes: int) -> tuple[int, bool]:
 def main(argv: list[str]) -> int:
     _signal.signal(_signal.SIGPIPE, _signal.SIG_IGN)
     conn = Conn(DEFAULT_TIMEOUT)
+    session = None
     try:
         try:
             c = Config()
@@ -366,12 +408,14 @@ def main(argv: list[str]) -> int:
             conn.flush()
             return 1
         conn.timeout = c.timeout
-        session = Session(conn, c)
+        session = Session(conn, c, argv[1:])
         session.greet(R.GREET, R.ESMTP)
         session.loop()
     except Drop as d:
         return d.code
     except Timeout:
+        if session is not None:
+            conn = session.conn  # the TLS connection, after STARTTLS
         conn.put(R.TIMEOUT)
         try:
             conn.flush()

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from mta import qmail_popup
+from pyqmail import timeoutio
 from tests.helpers import account_cmd, kill_tree, ours
 from tests.tcpserver.harness import read_line
 
@@ -165,12 +166,12 @@ def test_popup_needs_descriptor_3_for_the_pipe(tmp_path: Path) -> None:
 def test_channel_times_out() -> None:
     r, w = os.pipe()
     try:
-        chan = qmail_popup.Channel(r, w, timeout=0.2)
+        chan = qmail_popup.connection(r, w, timeout=0.2)
         os.write(w, b"one\r\ntw")
-        assert chan.command() == (b"one", b"")
+        assert chan.command(qmail_popup.MAXLINE) == (b"one", b"")
         start = time.monotonic()
-        with pytest.raises(qmail_popup.Hangup):
-            chan.line()
+        with pytest.raises(timeoutio.Hangup):
+            chan.command(qmail_popup.MAXLINE)
         assert 0.15 < time.monotonic() - start < 5
     finally:
         os.close(r)
@@ -181,8 +182,8 @@ def test_channel_write_timeout() -> None:
     a, b = socket.socketpair()
     try:
         a.setblocking(True)
-        chan = qmail_popup.Channel(a.fileno(), a.fileno(), timeout=0.2)
-        with pytest.raises(qmail_popup.Hangup):
+        chan = qmail_popup.connection(a.fileno(), a.fileno(), timeout=0.2)
+        with pytest.raises(timeoutio.Hangup):
             for _ in range(10000):  # nobody reads b: the buffers fill up
                 chan.reply(b"x" * 65536)
     finally:
