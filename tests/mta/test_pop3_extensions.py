@@ -24,7 +24,8 @@ import pytest
 from pyqmail import timeoutio
 from tests import reference
 from tests.helpers import kill_tree, ours
-from tests.mta.test_pop3 import HOST, M1, M2, M3, PASSWORD, Accounts, make_maildir
+from tests.mta.test_pop3 import (HOST, M1, M2, M3, PASSWORD, accounts,  # noqa: F401
+                                 make_maildir)
 from tests.tcpserver.harness import read_line
 
 CAPS = b"+OK capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\n.\r\n"
@@ -311,17 +312,6 @@ def test_openssl_s_client(standin) -> None:
 
 
 # -- as root: checkpassword and a system account ------------------------------------------
-
-@pytest.fixture(scope="module")
-def accounts():
-    if os.geteuid() != 0:
-        pytest.skip("system accounts need root")
-    a = Accounts()
-    try:
-        yield a
-    finally:
-        a.remove()
-
 
 @pytest.fixture(scope="module")
 def tls_server(accounts, qmailhome: Path):
