@@ -15,7 +15,8 @@ after a timeout, a bare LF, or a 421.
 Beyond qmail 1.03, each off unless configured: SIZE (control/esmtpsize, when
 databytes limits the message), ENHANCEDSTATUSCODES (control/enhancedstatuscodes), STARTTLS
 (control/servercert.pem, :mod:`mta.smtpd_tls`) and AUTH LOGIN PLAIN through
-a checkpassword program given as arguments (:mod:`mta.smtpd_auth`).
+a checkpassword program given as arguments (:mod:`mta.smtpd_auth`), and
+recipient checking at RCPT time (control/realrcptto, :mod:`mta.rcptcheck`).
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import time
 import _signal
 
 from mta import smtpd_replies as R
-from mta import smtpd_tls
+from mta import rcptcheck, smtpd_tls
 from mta.rcpthosts import BadMailFrom, RcptHosts, addrparse
 from pyqmail import control
 from pyqmail.date822 import date822
@@ -108,6 +109,7 @@ class Config:
         self.sizelimit = self.databytes if control.readint("esmtpsize", 0) else 0
         self.forcetls = control.readint("forcetls", 0) != 0
         self.tlsok = smtpd_tls.possible()
+        self.realrcptto = rcptcheck.configured()
 
 
 class Session:
@@ -226,6 +228,9 @@ class Session:
             addr += self.relayclient
         elif not self.check(lambda: self.c.rcpthosts.allowed(addr)):
             self.out(R.NOGATEWAY)
+            return
+        if self.c.realrcptto and not self.check(lambda: self.c.realrcptto(addr)):
+            self.out(rcptcheck.NO_MAILBOX)
             return
         self.rcptto.append(addr)
         self.out(R.OK, R.RCPT_OK)
