@@ -63,8 +63,18 @@ def test_log_pipe_survives_restarts_of_either_side(tmp_path, spawn):
     spawn.start([ours("svscan"), str(top)])
     wait_for(lambda: all_up([s, s / "log"]) and out.exists() and out.stat().st_size > 0)
     time.sleep(1.1)
+    # kill the logger only with nothing in flight: a cat killed between its read and
+    # its write loses that line whatever svscan does.  The writer pauses, the pipe
+    # drains, the logger dies, and what the writer says next waits in the pipe.
+    writer = status_pid(s)
+    os.kill(writer, signal.SIGSTOP)
+    sizes = []
+    wait_for(lambda: (sizes.append(out.stat().st_size), len(sizes) > 30
+                      and sizes[-1] == sizes[-30])[1], what="the pipe to drain")
     logpid = status_pid(s / "log")
     os.kill(logpid, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(logpid))
+    os.kill(writer, signal.SIGCONT)
     wait_for(lambda: pid_alive(status_pid(s / "log")) and status_pid(s / "log") != logpid)
     time.sleep(1.1)
     svcpid = status_pid(s)
