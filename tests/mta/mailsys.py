@@ -58,7 +58,16 @@ def make_mailbox(base: Path) -> tuple[Mailbox, callable]:
         box = Mailbox(name, pw.pw_uid, pw.pw_gid, home)
 
         def cleanup() -> None:
-            account_cmd(["userdel", name])
+            # a killed delivery worker may linger a moment as a zombie of init's
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    account_cmd(["userdel", name])
+                    break
+                except RuntimeError as e:
+                    if "currently used" not in str(e) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
             subprocess.run(["groupdel", name], capture_output=True)
     home.chmod(0o755)
     for sub in ("", "/tmp", "/new", "/cur"):

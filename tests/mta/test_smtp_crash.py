@@ -14,18 +14,23 @@ import threading
 import time
 
 import psutil
+import pytest
 
 from tests.helpers import ours, wait_for, write_script
 from tests.mta.mailsys import MailSystem
 from tests.mta.test_crash import delivered, victims
 
 
-def test_kill9_smtp_sessions_and_queue_under_load(spawn) -> None:
-    sys_ = MailSystem()
-    try:
-        _run(sys_, spawn)
-    finally:
-        sys_.close()
+@pytest.fixture
+def sys_():
+    s = MailSystem()
+    yield s
+    s.close()
+
+
+def test_kill9_smtp_sessions_and_queue_under_load(sys_: MailSystem, spawn) -> None:
+    """(sys_ before spawn: supervise and tcpserver go before the mailbox account.)"""
+    _run(sys_, spawn)
 
 
 def _run(sys_: MailSystem, spawn) -> None:
