@@ -453,3 +453,37 @@ class Table:
         for n in self.notes:
             print(f"* {n}", file=out)
         out.flush()
+
+
+def ours_against_postfix(prefix: str, only: str | None,
+                         run_side: Callable[[str, Path], dict],
+                         describe: Callable[[str, dict], str]) -> dict[str, dict]:
+    """Run ``run_side(side, workdir)`` for "ours" then "postfix" (or ``only`` one), each
+    in a temporary directory of its own and with qmail's accounts made for the run if
+    missing; print ``describe(side, result)`` for each and the ratio of their rates."""
+    import shutil
+    import tempfile
+
+    from tests import qmailaccounts
+
+    made = qmailaccounts.make()
+    results: dict[str, dict] = {}
+    try:
+        for side in ("ours", "postfix"):
+            if only and side != only:
+                continue
+            workdir = Path(tempfile.mkdtemp(prefix=f"{prefix}-{side}."))
+            os.chmod(workdir, 0o755)
+            try:
+                r = run_side(side, workdir)
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
+            results[side] = r
+            print(describe(side, r), flush=True)
+            if r["leftovers"]:
+                print(f"bench: WARNING: {side} left processes: {r['leftovers']}", file=sys.stderr)
+    finally:
+        qmailaccounts.remove(made)
+    if len(results) == 2:
+        print(f"ratio ours/postfix: {results['ours']['rate'] / results['postfix']['rate']:.2f}")
+    return results

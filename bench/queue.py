@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -154,35 +152,19 @@ def main(argv: list[str]) -> int:
     if os.geteuid() != 0:
         raise SystemExit("bench: run as root (system users, Postfix)")
     c.become_subreaper()
-    from tests import qmailaccounts
 
-    made = qmailaccounts.make()
-    results = {}
-    try:
-        for side in ("ours", "postfix"):
-            if args.only and side != args.only:
-                continue
-            workdir = Path(tempfile.mkdtemp(prefix=f"qbench-{side}."))
-            users = [f"qb{os.getpid() % 10000}{side[0]}{n}" for n in range(args.users)]
-            try:
-                if side == "ours":
-                    r = run_ours(args.count, users, workdir, injectors=args.injectors,
-                                 preload=args.preload, cli=args.cli)
-                else:
-                    r = pf.run_postfix(args.count, users, workdir, injectors=args.injectors,
-                                       preload=args.preload)
-            finally:
-                shutil.rmtree(workdir, ignore_errors=True)
-            results[side] = r
-            how = "queue alone, injected first" if args.preload else "from the first injection"
-            print(f"{side:8s}: {r['delivered']}/{args.count} delivered in {r['elapsed']:.2f} s: "
-                  f"{r['rate']:.0f} messages/s ({how}; injection {r['injected']:.2f} s)")
-            if r["leftovers"]:
-                print(f"bench: WARNING: {side} left processes: {r['leftovers']}", file=sys.stderr)
-    finally:
-        qmailaccounts.remove(made)
-    if len(results) == 2:
-        print(f"ratio ours/postfix: {results['ours']['rate'] / results['postfix']['rate']:.2f}")
+    def run_side(side: str, workdir: Path) -> dict:
+        users = [f"qb{os.getpid() % 10000}{side[0]}{n}" for n in range(args.users)]
+        if side == "ours":
+            return run_ours(args.count, users, workdir, injectors=args.injectors,
+                            preload=args.preload, cli=args.cli)
+        return pf.run_postfix(args.count, users, workdir, injectors=args.injectors,
+                              preload=args.preload)
+
+    how = "queue alone, injected first" if args.preload else "from the first injection"
+    c.ours_against_postfix("qbench", args.only, run_side, lambda side, r: (
+        f"{side:8s}: {r['delivered']}/{args.count} delivered in {r['elapsed']:.2f} s: "
+        f"{r['rate']:.0f} messages/s ({how}; injection {r['injected']:.2f} s)"))
     return 0
 
 

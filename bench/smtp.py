@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -114,36 +112,22 @@ def main(argv: list[str]) -> int:
         raise SystemExit("bench: run as root (system users, Postfix, qmaild)")
     c.become_subreaper()
     pf.ensure_package()
-    from tests import qmailaccounts
-
-    made = qmailaccounts.make()
     env = {"PATH": "/usr/bin:/bin", "LD_LIBRARY_PATH": ":".join(pf.ensure_package())}
-    results = {}
-    try:
-        for side in ("ours", "postfix"):
-            if args.only and side != args.only:
-                continue
-            workdir = Path(tempfile.mkdtemp(prefix=f"smtpbench-{side}."))
-            os.chmod(workdir, 0o755)
-            user = f"sb{os.getpid() % 10000}{side[0]}"
-            try:
-                home = workdir / "home"
-                home.mkdir(mode=0o755)
-                pf.add_users([user], home)
-                run = run_ours if side == "ours" else run_postfix
-                r = run(args.count, args.sessions, user, workdir, env)
-            finally:
-                pf.remove_users([user])
-                shutil.rmtree(workdir, ignore_errors=True)
-            results[side] = r
-            print(f"{side:8s}: {args.count} messages accepted over {args.sessions} sessions in "
-                  f"{r['elapsed']:.2f} s: {r['rate']:.0f} messages/s")
-            if r["leftovers"]:
-                print(f"bench: WARNING: {side} left processes: {r['leftovers']}", file=sys.stderr)
-    finally:
-        qmailaccounts.remove(made)
-    if len(results) == 2:
-        print(f"ratio ours/postfix: {results['ours']['rate'] / results['postfix']['rate']:.2f}")
+
+    def run_side(side: str, workdir: Path) -> dict:
+        user = f"sb{os.getpid() % 10000}{side[0]}"
+        home = workdir / "home"
+        home.mkdir(mode=0o755)
+        try:
+            pf.add_users([user], home)
+            run = run_ours if side == "ours" else run_postfix
+            return run(args.count, args.sessions, user, workdir, env)
+        finally:
+            pf.remove_users([user])
+
+    c.ours_against_postfix("smtpbench", args.only, run_side, lambda side, r: (
+        f"{side:8s}: {args.count} messages accepted over {args.sessions} sessions in "
+        f"{r['elapsed']:.2f} s: {r['rate']:.0f} messages/s"))
     return 0
 
 
